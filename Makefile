@@ -1,0 +1,35 @@
+# finops-lambda: the commands of the README.
+SHELL := /bin/bash
+VENV := infra/.venv
+PY := $(VENV)/bin/python
+
+.PHONY: bootstrap test fmt-check clippy unit emulator-tests lint bench
+
+## Creates infra/.venv with the pinned emulator and linters (idempotent, fast when done).
+bootstrap:
+	@bash infra/scripts/bootstrap.sh
+
+## What CI runs: format, clippy (warnings denied), every test, template lint.
+test: bootstrap fmt-check clippy unit emulator-tests lint
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Integration tests start their own emulator (infra/emulator/server.py) on a
+# free loopback port; set FINOPS_EMULATOR_URL to use a running one instead.
+unit:
+	cargo test --workspace
+
+emulator-tests:
+	$(PY) -m pytest -q infra/emulator/test_server.py
+
+lint:
+	$(VENV)/bin/cfn-lint template.yaml
+
+## Benchmarks; each prints its figures.
+bench: bootstrap
+	cargo bench -p shared --bench analysis
+	$(PY) infra/emulator/bench_getmetricdata.py

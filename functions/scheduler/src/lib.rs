@@ -1,0 +1,126 @@
+//! The `scheduler` function: one EventBridge "Scheduled Event" becomes one
+//! optimisation-cycle job and one queue message, however often the event
+//! is delivered.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared::domain::{Job, JobKind, Service};
+use shared::jobs::{scheduled_job_id, submit, Submitted};
+use shared::queue::JobQueue;
+use shared::store::JobStore;
+
+/// What the function reads from its environment, once, at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub jobs_table: String,
+    pub jobs_queue_url: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, SchedulerError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, SchedulerError> {
+        let need = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SchedulerError::Config(format!("{k} is not set")))
+        };
+        Ok(Config {
+            jobs_table: need("JOBS_TABLE")?,
+            jobs_queue_url: need("JOBS_QUEUE_URL")?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The event is not a scheduled event we can act on; retrying won't help.
+    #[error("rejected event: {0}")]
+    BadEvent(String),
+    /// AWS failed; EventBridge's retry of the async invocation may succeed.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+impl From<shared::Error> for SchedulerError {
+    fn from(e: shared::Error) -> Self {
+        if e.is_retryable() {
+            SchedulerError::Retryable(e.to_string())
+        } else {
+            SchedulerError::Failed(e.to_string())
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub job_id: String,
+    /// `queued`, or `duplicate` when this event had been handled already.
+    pub status: &'static str,
+}
+
+pub async fn handle(
+    jobs: &dyn JobStore,
+    queue: &dyn JobQueue,
+    event: EventBridgeEvent,
+    now: DateTime<Utc>,
+) -> Result<Outcome, SchedulerError> {
+    if event.detail_type != "Scheduled Event" || event.source != "aws.events" {
+        return Err(SchedulerError::BadEvent(format!(
+            "expected a Scheduled Event from aws.events, got '{}' from '{}'",
+            event.detail_type, event.source
+        )));
+    }
+    let rule = event
+        .resources
+        .as_deref()
+        .and_then(|r| r.first())
+        .ok_or_else(|| SchedulerError::BadEvent("the event names no rule in 'resources'".into()))?;
+    let time = event
+        .time
+        .ok_or_else(|| SchedulerError::BadEvent("the event has no 'time'".into()))?;
+    let id = scheduled_job_id(rule, time);
+    let params = serde_json::json!({
+        "trigger": "scheduled",
+        "rule": rule,
+        "scheduledFor": time,
+        "eventId": event.id,
+        "services": Service::ALL,
+        "dryRun": false,
+    });
+    let job = Job::new(id, JobKind::OptimizationCycle, "scheduler", params, now);
+    let submitted = submit(jobs, queue, job, now).await?;
+    let status = match &submitted {
+        Submitted::Queued(_) => "queued",
+        Submitted::Duplicate(_) => "duplicate",
+    };
+    tracing::info!(job_id = %submitted.job().id, status, rule = %rule, "scheduled cycle");
+    Ok(Outcome {
+        job_id: submitted.job().id.clone(),
+        status,
+    })
+}
+
+/// The edge mapping: the Lambda error type tells retryable from not.
+impl From<SchedulerError> for lambda_runtime::Diagnostic {
+    fn from(e: SchedulerError) -> Self {
+        let error_type = match &e {
+            SchedulerError::Config(_) => "Config",
+            SchedulerError::BadEvent(_) => "BadEvent",
+            SchedulerError::Retryable(_) => "Retryable",
+            SchedulerError::Failed(_) => "Failed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}

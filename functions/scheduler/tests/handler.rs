@@ -1,0 +1,141 @@
+//! The scheduler handler, called directly with the fixture events of
+//! events/scheduler/, against tables and queues built from template.yaml.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use finops_local::LocalStack;
+use scheduler::{handle, Config, SchedulerError};
+use shared::domain::{JobKind, JobMessage, JobStatus};
+use shared::dynamo::DynamoJobs;
+use shared::queue::SqsJobQueue;
+use shared::store::JobStore;
+
+fn event(name: &str) -> EventBridgeEvent {
+    let path = format!(
+        "{}/../../events/scheduler/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+struct Fixture {
+    stack: LocalStack,
+    jobs: DynamoJobs,
+    queue: SqsJobQueue,
+    sqs: aws_sdk_sqs::Client,
+    config: Config,
+}
+
+/// Wires the handler exactly as `main` does, from the function's environment
+/// in template.yaml resolved against the local stack.
+async fn fixture() -> Fixture {
+    let stack = LocalStack::isolated().await;
+    let env = stack.function_env("SchedulerFunction");
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&stack.config);
+    Fixture {
+        jobs: DynamoJobs::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &config.jobs_table,
+        ),
+        queue: SqsJobQueue::new(sqs.clone(), &config.jobs_queue_url),
+        sqs,
+        config,
+        stack,
+    }
+}
+
+impl Fixture {
+    async fn drain_messages(&self) -> Vec<JobMessage> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.config.jobs_queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_scheduled_event_makes_one_job_and_one_message() {
+    let f = fixture().await;
+    let now = Utc::now();
+    let out = handle(&f.jobs, &f.queue, event("scheduled-event.json"), now)
+        .await
+        .unwrap();
+    assert_eq!(out.status, "queued");
+    let job = f.jobs.get(&out.job_id, now).await.unwrap().unwrap();
+    assert_eq!(
+        (job.kind, job.status, job.enqueued),
+        (JobKind::OptimizationCycle, JobStatus::Queued, true)
+    );
+    assert_eq!(job.requester, "scheduler");
+    assert_eq!(job.params["trigger"], "scheduled");
+    let messages = f.drain_messages().await;
+    assert_eq!(
+        messages,
+        vec![JobMessage {
+            job_id: out.job_id,
+            kind: JobKind::OptimizationCycle
+        }]
+    );
+    assert_eq!(f.stack.queue_url("JobsQueue"), f.config.jobs_queue_url);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_still_makes_one_job_and_one_message() {
+    let f = fixture().await;
+    let now = Utc::now();
+    let first = handle(&f.jobs, &f.queue, event("scheduled-event.json"), now)
+        .await
+        .unwrap();
+    let second = handle(&f.jobs, &f.queue, event("scheduled-event.json"), now)
+        .await
+        .unwrap();
+    assert_eq!(first.job_id, second.job_id);
+    assert_eq!((first.status, second.status), ("queued", "duplicate"));
+    assert_eq!(f.drain_messages().await.len(), 1);
+
+    // The next hour's firing is a new cycle.
+    let next = handle(
+        &f.jobs,
+        &f.queue,
+        event("scheduled-event-next-hour.json"),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_ne!(next.job_id, first.job_id);
+    assert_eq!(f.drain_messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_a_schedule_is_refused_and_changes_nothing() {
+    let f = fixture().await;
+    let err = handle(&f.jobs, &f.queue, event("not-a-schedule.json"), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchedulerError::BadEvent(_)), "{err}");
+    assert!(f.drain_messages().await.is_empty());
+    let diag: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diag.error_type, "BadEvent");
+}
+
+#[test]
+fn config_names_what_is_missing() {
+    let err = Config::from_lookup(|k| (k == "JOBS_TABLE").then(|| "t".to_string())).unwrap_err();
+    assert!(err.to_string().contains("JOBS_QUEUE_URL"), "{err}");
+}

@@ -1,0 +1,29 @@
+//! The local stack: the AWS emulator as a child process, and the tables and
+//! queues of `template.yaml` created in it. Tests and `make dev` both use this
+//! crate, so the template stays the one definition of every resource.
+
+mod emulator;
+mod template;
+
+pub use emulator::{sdk_config, Emulator};
+pub use template::{LocalStack, Template};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("emulator: {0}")]
+    Emulator(String),
+    #[error("template.yaml: {0}")]
+    Template(String),
+    #[error("creating {resource}: {message}")]
+    Create { resource: String, message: String },
+}
+
+/// The repository root (this crate lives at `infra/local`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
+}

@@ -1,0 +1,1 @@
+//! Analysis: statistics, threshold evaluation, trends, scores, findings and recommendations.

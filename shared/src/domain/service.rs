@@ -1,0 +1,73 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The seven services the tool watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Ec2,
+    Rds,
+    ElastiCache,
+    Lambda,
+    Ecs,
+    S3,
+    DynamoDb,
+}
+
+impl Service {
+    pub const ALL: [Service; 7] = [
+        Service::Ec2,
+        Service::Rds,
+        Service::ElastiCache,
+        Service::Lambda,
+        Service::Ecs,
+        Service::S3,
+        Service::DynamoDb,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Ec2 => "ec2",
+            Service::Rds => "rds",
+            Service::ElastiCache => "elasticache",
+            Service::Lambda => "lambda",
+            Service::Ecs => "ecs",
+            Service::S3 => "s3",
+            Service::DynamoDb => "dynamodb",
+        }
+    }
+
+    /// The CloudWatch namespace its metrics live in.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Service::Ec2 => "AWS/EC2",
+            Service::Rds => "AWS/RDS",
+            Service::ElastiCache => "AWS/ElastiCache",
+            Service::Lambda => "AWS/Lambda",
+            Service::Ecs => "AWS/ECS",
+            Service::S3 => "AWS/S3",
+            Service::DynamoDb => "AWS/DynamoDB",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service '{0}' (expected one of ec2, rds, elasticache, lambda, ecs, s3, dynamodb)")]
+pub struct UnknownService(pub String);
+
+impl FromStr for Service {
+    type Err = UnknownService;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Service::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownService(s.to_string()))
+    }
+}

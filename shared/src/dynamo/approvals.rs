@@ -1,0 +1,367 @@
+use super::*;
+use crate::domain::{ApprovalRequest, AuditEntry, Decision};
+use crate::store::{clamp_limit, ApprovalFilter, ApprovalStore, CreateOutcome, Page};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Approvals table, key (`pk`, `sk`), three item kinds:
+/// - request  `REQ#<id>` / `META`: the request, with top-level `status`,
+///   `resourceId`, `service` and `sortKey` projected into the GSIs
+///   `byStatus`, `byResource` and `byCreated` (sparse: only requests carry them);
+/// - decision `REQ#<id>` / `DECISION#<from-status>`: written once per transition;
+/// - open lock `OPEN#<resourceId>#<action>` / `LOCK`: exists while a request
+///   for that resource and action is open, so a second one cannot be created.
+#[derive(Clone, Debug)]
+pub struct DynamoApprovals {
+    client: Client,
+    table: String,
+    audit_table: String,
+    tokens: PageTokenCodec,
+}
+
+fn request_pk(id: &str) -> String {
+    format!("REQ#{id}")
+}
+
+fn lock_pk(req: &ApprovalRequest) -> String {
+    format!(
+        "OPEN#{}#{}",
+        req.recommendation.resource_id,
+        req.recommendation.action.as_str()
+    )
+}
+
+fn build<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| Error::Internal(format!("building DynamoDB request: {e}")))
+}
+
+/// Which actions of a cancelled transaction failed their condition.
+fn cancelled_reasons(
+    err: &SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+) -> Option<Vec<bool>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn is_transaction_conflict(
+    err: &SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(TransactWriteItemsError::TransactionCanceledException(_))
+    ) || err
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "TransactionConflictException")
+}
+
+impl DynamoApprovals {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        audit_table: impl Into<String>,
+        tokens: PageTokenCodec,
+    ) -> Self {
+        DynamoApprovals {
+            client,
+            table: table.into(),
+            audit_table: audit_table.into(),
+            tokens,
+        }
+    }
+
+    fn request_item(&self, req: &ApprovalRequest) -> Result<Item> {
+        let mut item = to_item(req)?;
+        item.insert("pk".into(), s(request_pk(&req.id)));
+        item.insert("sk".into(), s("META"));
+        item.insert("entity".into(), s("approval"));
+        item.insert(
+            "resourceId".into(),
+            s(req.recommendation.resource_id.clone()),
+        );
+        item.insert("service".into(), s(req.recommendation.service.as_str()));
+        item.insert(
+            "sortKey".into(),
+            s(format!("{}#{}", sortable(req.created_at), req.id)),
+        );
+        Ok(item)
+    }
+
+    fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
+        let item = audit::audit_item(entry)?;
+        Ok(TransactWriteItem::builder()
+            .put(build(
+                Put::builder()
+                    .table_name(&self.audit_table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(entityId)")
+                    .build(),
+            )?)
+            .build())
+    }
+
+    async fn open_lock_holder(&self, req: &ApprovalRequest) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(lock_pk(req)))
+            .key("sk", s("LOCK"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("GetItem", e))?;
+        Ok(out.item.and_then(|mut i| match i.remove("requestId") {
+            Some(AttributeValue::S(id)) => Some(id),
+            _ => None,
+        }))
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for DynamoApprovals {
+    async fn create(&self, request: &ApprovalRequest, audit: &AuditEntry) -> Result<CreateOutcome> {
+        let lock: Item = [
+            ("pk".to_string(), s(lock_pk(request))),
+            ("sk".to_string(), s("LOCK")),
+            ("requestId".to_string(), s(request.id.clone())),
+        ]
+        .into();
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(build(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(self.request_item(request)?))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build(),
+                    )?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(build(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(lock))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build(),
+                    )?)
+                    .build(),
+            )
+            .transact_items(self.audit_put(audit)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if is_transaction_conflict(&e) => {
+                // Either this very request exists (a redelivery) or another
+                // open request holds the lock: both mean "do not create".
+                let reasons = cancelled_reasons(&e).unwrap_or_default();
+                if reasons.first().copied().unwrap_or(false) {
+                    return Ok(CreateOutcome::AlreadyOpen {
+                        existing_id: request.id.clone(),
+                    });
+                }
+                match self.open_lock_holder(request).await? {
+                    Some(existing_id) => Ok(CreateOutcome::AlreadyOpen { existing_id }),
+                    None => Err(Error::Conflict(format!(
+                        "creating approval request {} raced with another writer",
+                        request.id
+                    ))),
+                }
+            }
+            Err(e) => Err(Error::from_sdk("TransactWriteItems", e)),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(request_pk(id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn record(
+        &self,
+        current: &ApprovalRequest,
+        next: &ApprovalRequest,
+        decision: &Decision,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        if current.id != next.id || next.version != current.version + 1 {
+            return Err(Error::Internal(
+                "record: next is not the successor of current".into(),
+            ));
+        }
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(request_pk(&current.id)))
+                .key("sk", s("META"))
+                .update_expression("SET #status = :to, #version = :next, updatedAt = :now")
+                .condition_expression("#version = :expected AND #status = :from")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":to", to_av(&next.status)?)
+                .expression_attribute_values(":from", to_av(&current.status)?)
+                .expression_attribute_values(":next", n(next.version))
+                .expression_attribute_values(":expected", n(current.version))
+                .expression_attribute_values(":now", to_av(&next.updated_at)?)
+                .build(),
+        )?;
+        let mut decision_item = to_item(decision)?;
+        decision_item.insert("pk".into(), s(request_pk(&current.id)));
+        decision_item.insert(
+            "sk".into(),
+            s(format!("DECISION#{}", decision.from.as_str())),
+        );
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(build(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(decision_item))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build(),
+                    )?)
+                    .build(),
+            )
+            .transact_items(self.audit_put(audit)?);
+        if current.status.is_open() && !next.status.is_open() {
+            tx = tx.transact_items(
+                TransactWriteItem::builder()
+                    .delete(build(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(lock_pk(current)))
+                            .key("sk", s("LOCK"))
+                            .condition_expression("attribute_not_exists(pk) OR requestId = :id")
+                            .expression_attribute_values(":id", s(current.id.clone()))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        match tx.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_transaction_conflict(&e) => Err(Error::Conflict(format!(
+                "approval request {} changed since version {} was read",
+                current.id, current.version
+            ))),
+            Err(e) => Err(Error::from_sdk("TransactWriteItems", e)),
+        }
+    }
+
+    async fn decisions(&self, request_id: &str) -> Result<Vec<Decision>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+            .expression_attribute_values(":pk", s(request_pk(request_id)))
+            .expression_attribute_values(":d", s("DECISION#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::from_sdk("Query", e))?;
+        let mut decisions = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<Decision>>>()?;
+        decisions.sort_by_key(|d| d.decided_at);
+        Ok(decisions)
+    }
+
+    async fn list(
+        &self,
+        filter: &ApprovalFilter,
+        limit: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<Page<ApprovalRequest>> {
+        let (index, key_attr, key_value) = if let Some(r) = &filter.resource_id {
+            ("byResource", "resourceId", r.clone())
+        } else if let Some(st) = filter.status {
+            ("byStatus", "status", st.as_str().to_string())
+        } else {
+            ("byCreated", "entity", "approval".to_string())
+        };
+        let mut filters = Vec::new();
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", key_attr)
+            .expression_attribute_values(":k", s(key_value.clone()))
+            .scan_index_forward(false)
+            .limit(clamp_limit(limit));
+        if let (Some(st), true) = (filter.status, index != "byStatus") {
+            filters.push("#status = :status");
+            req = req
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(st.as_str()));
+        }
+        if let Some(svc) = filter.service {
+            filters.push("#service = :service");
+            req = req
+                .expression_attribute_names("#service", "service")
+                .expression_attribute_values(":service", s(svc.as_str()));
+        }
+        if !filters.is_empty() {
+            req = req.filter_expression(filters.join(" AND "));
+        }
+        let scope = format!(
+            "{}:{index}:{key_value}:{:?}:{:?}",
+            self.table, filter.status, filter.service
+        );
+        let start = decode_start(
+            &self.tokens,
+            &scope,
+            token,
+            &["pk", "sk", key_attr, "sortKey"],
+        )?;
+        let out = req
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("Query", e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<ApprovalRequest>>>()?;
+        Ok(Page {
+            items,
+            next_token: encode_next(&self.tokens, &scope, out.last_evaluated_key.as_ref())?,
+        })
+    }
+}

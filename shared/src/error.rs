@@ -1,0 +1,100 @@
+//! The core's one error type. Edges (HTTP, WebSocket, SQS) map it exactly once.
+
+use crate::domain::IllegalTransition;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{entity} '{id}' not found")]
+    NotFound { entity: &'static str, id: String },
+    #[error("{entity} '{id}' already exists")]
+    AlreadyExists { entity: &'static str, id: String },
+    /// A lost optimistic-lock or conditional-write race.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    #[error("invalid input: {0}")]
+    Validation(String),
+    /// A dependency (AWS) failed in a way worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.into(),
+        }
+    }
+
+    /// Whether trying the same work again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Conflict(_))
+    }
+
+    /// Classifies an AWS SDK error. Transport failures, throttling and 5xx
+    /// answers are retryable (the SDK has already retried them with backoff);
+    /// anything else is a defect or a configuration error.
+    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => {
+                Error::Unavailable(format!("{operation}: {}", describe(&err)))
+            }
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown");
+                let transient = matches!(
+                    code,
+                    "ThrottlingException"
+                        | "Throttling"
+                        | "ProvisionedThroughputExceededException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "InternalFailure"
+                        | "ServiceUnavailable"
+                        | "TransactionInProgressException"
+                        | "LimitExceededException"
+                );
+                let msg = format!(
+                    "{operation}: {code}: {}",
+                    service.err().message().unwrap_or("")
+                );
+                if transient {
+                    Error::Unavailable(msg)
+                } else {
+                    Error::Internal(msg)
+                }
+            }
+            _ => Error::Internal(format!("{operation}: {}", describe(&err))),
+        }
+    }
+}
+
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("serialisation: {e}"))
+    }
+}

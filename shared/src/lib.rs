@@ -1,0 +1,15 @@
+//! finops-lambda core: domain, analysis, persistence and AWS adapters.
+//!
+//! Nothing here knows about Lambda event types; the functions in `functions/`
+//! translate events into calls on this crate.
+
+pub mod analysis;
+pub mod approvals;
+pub mod domain;
+pub mod dynamo;
+pub mod error;
+pub mod jobs;
+pub mod queue;
+pub mod store;
+
+pub use error::{Error, Result};
