@@ -1,7 +1,6 @@
 use crate::{repo_root, LocalError};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,9 +29,10 @@ impl Emulator {
         })
     }
 
-    /// Starts a new emulator on a free loopback port.
+    /// Starts a new emulator on a free loopback port (the launcher binds
+    /// port 0 and reports the one it got, so there is no race for it).
     pub fn start() -> Result<Emulator, LocalError> {
-        Self::start_on(free_port()?)
+        Self::start_on(0)
     }
 
     pub fn start_on(port: u16) -> Result<Emulator, LocalError> {
@@ -110,16 +110,6 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> Result<u16, LocalError> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| LocalError::Emulator(e.to_string()))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| LocalError::Emulator(e.to_string()))?
-        .port();
-    Ok(port)
 }
 
 /// POSTs to the emulator's own control API (reset, Cost Explorer injection).
