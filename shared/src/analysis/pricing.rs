@@ -1,0 +1,334 @@
+//! The price catalogue shipped as `shared/data/prices.json`: on-demand list
+//! prices per region, instance specs, the size ladder of each family and the
+//! Graviton equivalent of x86 families. A month is 730 hours.
+
+use crate::domain::Service;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Hours in a billing month, as AWS's calculators use.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+const BUILTIN: &str = include_str!("../../data/prices.json");
+
+/// An instance, DB instance or cache node type.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeSpec {
+    pub usd_per_hour: f64,
+    pub vcpu: f64,
+    pub memory_gib: f64,
+}
+
+impl TypeSpec {
+    pub fn monthly(&self) -> f64 {
+        self.usd_per_hour * HOURS_PER_MONTH
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaArchPrice {
+    pub usd_per_gb_second: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaPrices {
+    #[serde(rename = "x86_64")]
+    pub x86_64: LambdaArchPrice,
+    pub arm64: LambdaArchPrice,
+    pub usd_per_million_requests: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Prices {
+    /// Storage class (as S3 names it, e.g. `STANDARD_IA`) to USD per GB-month.
+    pub storage_usd_per_gb_month: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub retrieval_usd_per_gb: BTreeMap<String, f64>,
+    pub intelligent_tiering_infrequent_usd_per_gb_month: f64,
+    pub intelligent_tiering_monitoring_usd_per1000_objects: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamoPrices {
+    pub usd_per_rcu_hour: f64,
+    pub usd_per_wcu_hour: f64,
+    pub usd_per_million_read_request_units: f64,
+    pub usd_per_million_write_request_units: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FargateArchPrice {
+    pub usd_per_vcpu_hour: f64,
+    pub usd_per_gb_hour: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FargatePrices {
+    #[serde(rename = "x86_64")]
+    pub x86_64: FargateArchPrice,
+    pub arm64: FargateArchPrice,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionPrices {
+    #[serde(default)]
+    pub ec2: BTreeMap<String, TypeSpec>,
+    #[serde(default)]
+    pub rds: BTreeMap<String, TypeSpec>,
+    #[serde(default)]
+    pub elasticache: BTreeMap<String, TypeSpec>,
+    #[serde(default)]
+    pub lambda: Option<LambdaPrices>,
+    #[serde(default)]
+    pub s3: Option<S3Prices>,
+    #[serde(default)]
+    pub dynamodb: Option<DynamoPrices>,
+    #[serde(default)]
+    pub fargate: Option<FargatePrices>,
+}
+
+/// The whole catalogue.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceCatalog {
+    pub hours_per_month: f64,
+    /// Size names from smallest to largest.
+    pub size_order: Vec<String>,
+    /// x86 family to its Graviton counterpart (`m5` -> `m6g`).
+    pub graviton: BTreeMap<String, String>,
+    pub regions: BTreeMap<String, RegionPrices>,
+    /// Family ladders, smallest first, keyed by (service, family); built once
+    /// at parse time.
+    #[serde(skip)]
+    ladders: BTreeMap<(Service, String), Vec<String>>,
+}
+
+/// A type name split into family and size: `db.m5.xlarge` -> (`db.m5`, `xlarge`).
+pub fn split_type(t: &str) -> Option<(&str, &str)> {
+    let (family, size) = t.rsplit_once('.')?;
+    (!family.is_empty() && !size.is_empty()).then_some((family, size))
+}
+
+impl PriceCatalog {
+    /// The catalogue compiled into the binary. A unit test proves the file
+    /// parses; were it ever broken, every lookup would answer "no price known"
+    /// rather than the process failing.
+    pub fn builtin() -> &'static PriceCatalog {
+        static CAT: OnceLock<PriceCatalog> = OnceLock::new();
+        CAT.get_or_init(|| PriceCatalog::parse(BUILTIN).unwrap_or_default())
+    }
+
+    pub fn parse(json: &str) -> Result<PriceCatalog, serde_json::Error> {
+        let mut c: PriceCatalog = serde_json::from_str(json)?;
+        let mut ladders: BTreeMap<(Service, String), Vec<(usize, String)>> = BTreeMap::new();
+        for svc in [Service::Ec2, Service::Rds, Service::ElastiCache] {
+            for r in c.regions.keys() {
+                let Some(table) = c.table(svc, r) else {
+                    continue;
+                };
+                for name in table.keys() {
+                    let Some((family, size)) = split_type(name) else {
+                        continue;
+                    };
+                    let Some(i) = c.size_index(size) else {
+                        continue;
+                    };
+                    let l = ladders.entry((svc, family.to_string())).or_default();
+                    if !l.iter().any(|(_, n)| n == name) {
+                        l.push((i, name.clone()));
+                    }
+                }
+            }
+        }
+        c.ladders = ladders
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort();
+                (k, v.into_iter().map(|(_, n)| n).collect())
+            })
+            .collect();
+        Ok(c)
+    }
+
+    pub fn region(&self, region: &str) -> Option<&RegionPrices> {
+        self.regions.get(region)
+    }
+
+    fn table<'a>(
+        &'a self,
+        service: Service,
+        region: &str,
+    ) -> Option<&'a BTreeMap<String, TypeSpec>> {
+        let r = self.region(region)?;
+        match service {
+            Service::Ec2 => Some(&r.ec2),
+            Service::Rds => Some(&r.rds),
+            Service::ElastiCache => Some(&r.elasticache),
+            _ => None,
+        }
+    }
+
+    /// The spec and price of an instance-like type in a region.
+    pub fn type_spec(&self, service: Service, region: &str, type_name: &str) -> Option<TypeSpec> {
+        self.table(service, region)?.get(type_name).copied()
+    }
+
+    /// The spec of a type in any region: specs and within-family price ratios
+    /// do not depend on the region, absolute prices do.
+    pub fn type_spec_anywhere(&self, service: Service, type_name: &str) -> Option<TypeSpec> {
+        self.regions
+            .keys()
+            .find_map(|r| self.type_spec(service, r, type_name))
+    }
+
+    fn size_index(&self, size: &str) -> Option<usize> {
+        self.size_order.iter().position(|s| s == size)
+    }
+
+    /// The types of `type_name`'s family that the catalogue prices in any
+    /// region, smallest first.
+    pub fn ladder(&self, service: Service, type_name: &str) -> &[String] {
+        split_type(type_name)
+            .and_then(|(family, _)| self.ladders.get(&(service, family.to_string())))
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// Smaller types of the same family, nearest first.
+    pub fn smaller_types(&self, service: Service, type_name: &str) -> Vec<String> {
+        let ladder = self.ladder(service, type_name);
+        match ladder.iter().position(|t| t == type_name) {
+            Some(i) => ladder[..i].iter().rev().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// One size up within the family.
+    pub fn larger_type(&self, service: Service, type_name: &str) -> Option<String> {
+        let ladder = self.ladder(service, type_name);
+        let i = ladder.iter().position(|t| t == type_name)?;
+        ladder.get(i + 1).cloned()
+    }
+
+    /// The Graviton type of the same size (`m5.xlarge` -> `m6g.xlarge`), when
+    /// the family has a counterpart and the catalogue knows that size.
+    pub fn graviton_equivalent(&self, service: Service, type_name: &str) -> Option<String> {
+        let (family, size) = split_type(type_name)?;
+        let g = self.graviton.get(family)?;
+        let name = format!("{g}.{size}");
+        self.type_spec_anywhere(service, &name).map(|_| name)
+    }
+
+    pub fn lambda(&self, region: &str) -> Option<&LambdaPrices> {
+        self.region(region)?.lambda.as_ref()
+    }
+
+    pub fn s3(&self, region: &str) -> Option<&S3Prices> {
+        self.region(region)?.s3.as_ref()
+    }
+
+    pub fn dynamodb(&self, region: &str) -> Option<&DynamoPrices> {
+        self.region(region)?.dynamodb.as_ref()
+    }
+
+    pub fn fargate(&self, region: &str) -> Option<&FargatePrices> {
+        self.region(region)?.fargate.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_parses_and_has_the_families() {
+        let c = PriceCatalog::parse(BUILTIN).expect("prices.json parses");
+        assert_eq!(c.hours_per_month, HOURS_PER_MONTH);
+        let us = c.region("us-east-1").expect("us-east-1");
+        for f in [
+            "t3", "t3a", "t4g", "m5", "m6i", "m6g", "m7g", "c5", "c6i", "c6g", "c7g", "r5", "r6i",
+            "r6g",
+        ] {
+            assert!(us.ec2.contains_key(&format!("{f}.large")), "{f}");
+        }
+        for f in [
+            "db.t3", "db.t4g", "db.m5", "db.m6g", "db.m6i", "db.r5", "db.r6g",
+        ] {
+            assert!(us.rds.contains_key(&format!("{f}.large")), "{f}");
+        }
+        for t in [
+            "cache.t3.micro",
+            "cache.t4g.small",
+            "cache.m5.large",
+            "cache.m6g.large",
+            "cache.r5.large",
+            "cache.r6g.xlarge",
+        ] {
+            assert!(us.elasticache.contains_key(t), "{t}");
+        }
+        assert!(
+            us.lambda.is_some() && us.s3.is_some() && us.dynamodb.is_some() && us.fargate.is_some()
+        );
+        for table in [&us.ec2, &us.rds, &us.elasticache] {
+            for (name, spec) in table {
+                assert!(
+                    spec.usd_per_hour > 0.0 && spec.vcpu > 0.0 && spec.memory_gib > 0.0,
+                    "{name}"
+                );
+                assert!(
+                    c.size_index(split_type(name).unwrap().1).is_some(),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(PriceCatalog::builtin(), &c);
+    }
+
+    #[test]
+    fn prices_double_per_size_within_a_family() {
+        let c = PriceCatalog::builtin();
+        for svc in [Service::Ec2, Service::Rds, Service::ElastiCache] {
+            for (name, spec) in c.table(svc, "us-east-1").unwrap() {
+                if let Some(up) = c.larger_type(svc, name) {
+                    let up = c.type_spec(svc, "us-east-1", &up).unwrap();
+                    let ratio = up.usd_per_hour / spec.usd_per_hour;
+                    assert!((1.9..=2.1).contains(&ratio), "{name}: {ratio}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ladder_and_graviton() {
+        let c = PriceCatalog::builtin();
+        assert_eq!(c.smaller_types(Service::Ec2, "m5.xlarge"), vec!["m5.large"]);
+        assert_eq!(
+            c.graviton_equivalent(Service::Ec2, "m5.xlarge").as_deref(),
+            Some("m6g.xlarge")
+        );
+        assert_eq!(c.graviton_equivalent(Service::Ec2, "m6g.xlarge"), None);
+        assert_eq!(
+            c.smaller_types(Service::Ec2, "t3.small"),
+            vec!["t3.micro", "t3.nano"]
+        );
+        assert_eq!(
+            c.larger_type(Service::Rds, "db.r5.large").as_deref(),
+            Some("db.r5.xlarge")
+        );
+        assert_eq!(
+            c.graviton_equivalent(Service::ElastiCache, "cache.r5.large")
+                .as_deref(),
+            Some("cache.r6g.large")
+        );
+        assert!(c.smaller_types(Service::Ec2, "x9.huge").is_empty());
+        assert_eq!(c.type_spec(Service::Ec2, "eu-west-1", "m5.large"), None);
+    }
+}
