@@ -44,6 +44,10 @@ use crate::domain::{
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
+/// Most days any window may span: CloudWatch's hourly retention (455 days)
+/// plus one. Bounds the work an unvalidated rule can ask for.
+const MAX_DAYS: u32 = 456;
+
 /// Most conditions one rule may have.
 pub const MAX_CONDITIONS: usize = 8;
 
@@ -372,7 +376,7 @@ impl<'r> CompiledRule<'r> {
             .rule
             .of_last_days
             .unwrap_or(self.rule.lookback_days)
-            .max(1);
+            .clamp(1, MAX_DAYS);
         let n = self.rule.min_days.unwrap_or(m).clamp(1, m);
         let today = ctx.now_s.div_euclid(DAY_SECONDS) * DAY_SECONDS;
         let whole = Span::new(today - i64::from(m) * DAY_SECONDS, today);
@@ -822,7 +826,7 @@ impl<'a> Ctx<'a> {
     /// The first midnight of the horizon and the number of days in it.
     fn horizon(&self) -> (i64, i64) {
         let today = self.now_s.div_euclid(DAY_SECONDS) * DAY_SECONDS;
-        let h = i64::from(self.horizon_days.max(1));
+        let h = i64::from(self.horizon_days.clamp(1, MAX_DAYS));
         (today - h * DAY_SECONDS, h)
     }
 

@@ -24,7 +24,7 @@ pub use evaluate::{
     MAX_CONDITIONS,
 };
 pub use metrics::{
-    auxiliary_metrics, metric_def, preferred_period_statistics, required_queries, Derived,
+    auxiliary_metrics, metric_def, preferred_period_statistics, required_queries, unit_of, Derived,
     MetricDef, MetricKind, MetricQuery, Unit, METRICS,
 };
 pub use pricing::{split_type, PriceCatalog, TypeSpec, HOURS_PER_MONTH};
@@ -41,6 +41,6 @@ pub use stats::{
     Percentile, Statistic, Summary, UnknownStatistic, DAY_SECONDS,
 };
 pub use trend::{
-    daily_trend, mann_kendall, Trend, TrendDirection, TREND_ALPHA, TREND_MIN_POINTS,
-    TREND_MIN_RELATIVE_CHANGE,
+    daily_trend, mann_kendall, mann_kendall_with, Trend, TrendDirection, TrendScratch, TREND_ALPHA,
+    TREND_MIN_POINTS, TREND_MIN_RELATIVE_CHANGE,
 };

@@ -49,7 +49,7 @@ use super::metrics::{unit_of, Derived, Unit};
 use super::pricing::{PriceCatalog, TypeSpec, HOURS_PER_MONTH};
 use super::score::{utilization_score, DEFAULT_TARGET, SCORE_DAYS, SCORE_PERCENTILE};
 use super::stats::{Percentile, Statistic, DAY_SECONDS};
-use super::trend::{mann_kendall, Trend, TrendDirection};
+use super::trend::{mann_kendall_with, Trend, TrendDirection, TrendScratch};
 use crate::domain::{
     Action, Aggregation, Alternative, FindingKind, MetricSeries, Operator, Recommendation,
     Resource, Service, ThresholdRule, ThresholdSet,
@@ -91,7 +91,10 @@ pub struct Analysis {
 
 /// Analyses `resource` against `set` and returns at most one recommendation
 /// (the best action; the others are its alternatives). Insufficient data never
-/// yields one.
+/// yields one. `series` are the resource's series, points ascending (any
+/// series naming another resource is ignored); a sparse metric that was
+/// fetched but came back empty must still be passed, as an empty series,
+/// since "no datapoint" means zero for it.
 pub fn recommend(
     resource: &Resource,
     series: &[MetricSeries],
@@ -127,6 +130,7 @@ pub struct Engine<'s> {
     plans: Vec<ServicePlan>,
     buffers: Buffers,
     means: Vec<f64>,
+    trend_scratch: TrendScratch,
 }
 
 fn service_index(s: Service) -> usize {
@@ -191,6 +195,7 @@ impl<'s> Engine<'s> {
             plans,
             buffers: Buffers::default(),
             means: Vec::new(),
+            trend_scratch: TrendScratch::default(),
         }
     }
 
@@ -305,7 +310,7 @@ impl<'s> Engine<'s> {
         let mut out = Vec::new();
         for m in trend_metrics(ctx.resource.service) {
             ctx.daily_means(m, SCORE_DAYS, &mut self.means);
-            if let Some(trend) = mann_kendall(&self.means) {
+            if let Some(trend) = mann_kendall_with(&self.means, &mut self.trend_scratch) {
                 out.push(MetricTrend {
                     metric: (*m).to_string(),
                     trend,

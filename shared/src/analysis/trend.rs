@@ -60,13 +60,29 @@ pub struct Trend {
 /// Mann-Kendall test with Sen's slope over equally spaced values (non-finite
 /// values are dropped). `None` with fewer than [`TREND_MIN_POINTS`] values.
 pub fn mann_kendall(values: &[f64]) -> Option<Trend> {
-    let x: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    mann_kendall_with(values, &mut TrendScratch::default())
+}
+
+/// Buffers [`mann_kendall_with`] reuses between calls.
+#[derive(Debug, Default)]
+pub struct TrendScratch {
+    x: Vec<f64>,
+    slopes: Vec<f64>,
+    sorted: Vec<f64>,
+}
+
+/// [`mann_kendall`] without allocating once the buffers have grown: the
+/// engine runs it for a few metrics of every resource.
+pub fn mann_kendall_with(values: &[f64], scratch: &mut TrendScratch) -> Option<Trend> {
+    let TrendScratch { x, slopes, sorted } = scratch;
+    x.clear();
+    x.extend(values.iter().copied().filter(|v| v.is_finite()));
     let n = x.len();
     if n < TREND_MIN_POINTS {
         return None;
     }
     let mut s: i64 = 0;
-    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    slopes.clear();
     for i in 0..n {
         for j in i + 1..n {
             let d = x[j] - x[i];
@@ -76,8 +92,9 @@ pub fn mann_kendall(values: &[f64]) -> Option<Trend> {
     }
     let nf = n as f64;
     let mut var = nf * (nf - 1.0) * (2.0 * nf + 5.0);
-    let mut sorted = x.clone();
-    sorted.sort_by(f64::total_cmp);
+    sorted.clear();
+    sorted.extend_from_slice(x);
+    sorted.sort_unstable_by(f64::total_cmp);
     let mut i = 0;
     while i < n {
         let mut j = i + 1;
@@ -97,8 +114,13 @@ pub fn mann_kendall(values: &[f64]) -> Option<Trend> {
         (s - s.signum()) as f64 / var.sqrt()
     };
     let p_value = erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0);
-    let slope = median(&mut slopes).unwrap_or(0.0);
-    let level = median(&mut sorted).unwrap_or(0.0);
+    let slope = median(slopes).unwrap_or(0.0);
+    // Already sorted for the tie count.
+    let level = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
     let relative_slope = (level.abs() > 1e-12).then(|| slope / level.abs());
     let change = slope.abs() * (nf - 1.0);
     let material = if level.abs() > 1e-12 {
