@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := infra/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: bootstrap test fmt-check clippy unit emulator-tests lint bench
+.PHONY: bootstrap test fmt-check clippy unit emulator-tests lint bench demo
 
 ## Creates infra/.venv with the pinned emulator and linters (idempotent, fast when done).
 bootstrap:
@@ -33,3 +33,8 @@ lint:
 bench: bootstrap
 	cargo bench -p shared --bench analysis
 	$(PY) infra/emulator/bench_getmetricdata.py
+
+## One full cycle, headless, through the real path; prints the recommendations.
+## The emulator listens on 127.0.0.1:4566 (FINOPS_EMULATOR_PORT to change it).
+demo: bootstrap
+	cargo run --release -q -p finops-demo

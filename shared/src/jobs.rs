@@ -49,6 +49,7 @@ pub async fn submit(
         .send(&JobMessage {
             job_id: current.id.clone(),
             kind: current.kind,
+            shard: None,
         })
         .await?;
     jobs.mark_enqueued(&current.id).await?;

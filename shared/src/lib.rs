@@ -5,10 +5,13 @@
 
 pub mod analysis;
 pub mod approvals;
+pub mod collector;
+pub mod cycle;
 pub mod domain;
 pub mod dynamo;
 pub mod error;
 pub mod jobs;
+pub mod notify;
 pub mod queue;
 pub mod store;
 

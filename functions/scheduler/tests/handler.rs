@@ -89,7 +89,8 @@ async fn one_scheduled_event_makes_one_job_and_one_message() {
         messages,
         vec![JobMessage {
             job_id: out.job_id,
-            kind: JobKind::OptimizationCycle
+            kind: JobKind::OptimizationCycle,
+            shard: None,
         }]
     );
     assert_eq!(f.stack.queue_url("JobsQueue"), f.config.jobs_queue_url);

@@ -92,6 +92,29 @@ impl Emulator {
         }
     }
 
+    /// Freezes the emulator process (SIGSTOP): requests hang as if AWS were
+    /// unreachable, and its state survives for [`Emulator::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// The emulator's process id, when this process started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status();
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.endpoint
             .rsplit(':')

@@ -3,6 +3,9 @@
 //! crate, so the template stays the one definition of every resource.
 
 mod emulator;
+pub mod estate;
+pub mod event_source;
+pub mod seed;
 mod template;
 
 pub use emulator::{sdk_config, Emulator};

@@ -136,6 +136,26 @@ impl LocalStack {
             .unwrap_or_else(|| panic!("template.yaml declares no table {logical_id}"))
     }
 
+    /// A fresh stack in an emulator of its own, for tests that look at the
+    /// whole emulator (discovery lists every metric) or stop it.
+    pub async fn with_own_emulator() -> (crate::Emulator, LocalStack) {
+        let emulator = crate::Emulator::start().expect("emulator starts");
+        let config = crate::sdk_config(&emulator.endpoint).await;
+        let template = Template::load().expect("template.yaml parses");
+        let stack = LocalStack::create(&config, &emulator.endpoint, &template, "t")
+            .await
+            .expect("local stack from template.yaml");
+        (emulator, stack)
+    }
+
+    pub fn queue_arn(&self, logical_id: &str) -> &str {
+        &self
+            .queues
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("template.yaml declares no queue {logical_id}"))
+            .1
+    }
+
     pub fn queue_url(&self, logical_id: &str) -> &str {
         &self
             .queues

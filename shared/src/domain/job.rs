@@ -134,4 +134,21 @@ impl Job {
 pub struct JobMessage {
     pub job_id: String,
     pub kind: JobKind,
+    /// Set on the messages of a sharded cycle: which slice of the estate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRef>,
+}
+
+/// One slice of a sharded cycle, sized so its metrics fit a few GetMetricData
+/// calls and its message stays well under SQS's 256 KB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardRef {
+    pub index: u32,
+    pub of: u32,
+    /// The slice, whole (inventory facts included), so a worker needs no
+    /// discovery or inventory reads of its own.
+    pub resources: Vec<crate::domain::Resource>,
+    /// The lease owner of the cycle this shard belongs to.
+    pub lease_owner: String,
 }

@@ -17,7 +17,7 @@ pub use approval::{
 pub use audit::AuditEntry;
 pub use connection::{has_role, Connection, Role, Subscription, Topic};
 pub use cycle::{CycleRun, Lease, RunStatus, StageOutcome, Trigger};
-pub use job::{Job, JobKind, JobMessage, JobStatus, Progress};
+pub use job::{Job, JobKind, JobMessage, JobStatus, Progress, ShardRef};
 pub use metric::{MetricPoint, MetricSample, MetricSeries};
 pub use recommendation::{Action, Alternative, FindingKind, Recommendation};
 pub use resource::{Relation, Resource};

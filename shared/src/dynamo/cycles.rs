@@ -193,3 +193,38 @@ impl CycleRunStore for DynamoCycles {
             .collect()
     }
 }
+
+/// Stage health items `STAGE#<stage>` / `HEALTH` hold `consecutiveFailures`:
+/// an atomic ADD on failure, a SET to 0 on success.
+#[async_trait]
+impl crate::store::StageHealth for DynamoCycles {
+    async fn record_stage(&self, stage: &str, ok: bool) -> Result<u64> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STAGE#{stage}")))
+            .key("sk", s("HEALTH"))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let req = if ok {
+            req.update_expression("SET consecutiveFailures = :zero")
+                .expression_attribute_values(":zero", n(0))
+        } else {
+            req.update_expression("ADD consecutiveFailures :one")
+                .expression_attribute_values(":one", n(1))
+        };
+        let out = req
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("UpdateItem", e))?;
+        Ok(
+            match out
+                .attributes
+                .and_then(|mut a| a.remove("consecutiveFailures"))
+            {
+                Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+                _ => 0,
+            },
+        )
+    }
+}

@@ -20,21 +20,6 @@ impl DynamoInventory {
             tokens,
         }
     }
-
-    /// Every resource, following pages to the end; used by the cycle.
-    pub async fn all(&self) -> Result<Vec<Resource>> {
-        let items: Vec<Item> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::from_sdk("Scan", e))?;
-        items.into_iter().map(from_item).collect()
-    }
 }
 
 #[async_trait]
@@ -57,6 +42,20 @@ impl InventoryStore for DynamoInventory {
         let written = requests.len();
         batch_write(&self.client, &self.table, requests).await?;
         Ok(written)
+    }
+
+    async fn all(&self) -> Result<Vec<Resource>> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::from_sdk("Scan", e))?;
+        items.into_iter().map(from_item).collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<Resource>> {

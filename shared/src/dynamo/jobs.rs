@@ -182,3 +182,112 @@ impl JobStore for DynamoJobs {
         }
     }
 }
+
+/// Shard bookkeeping lives on the job item: `shardsTotal`, the string set
+/// `shardsDone` (so counting a shard twice is impossible), and
+/// `finalizeUntil` (the claim on the final stage, in epoch milliseconds).
+#[async_trait]
+impl crate::store::ShardTracker for DynamoJobs {
+    async fn set_shards(&self, job_id: &str, total: u32) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(job_id))
+            .update_expression("SET shardsTotal = :n")
+            .condition_expression(
+                "attribute_exists(id) AND (attribute_not_exists(shardsTotal) OR shardsTotal = :n)",
+            )
+            .expression_attribute_values(":n", n(total))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(Error::Conflict(format!(
+                "job {job_id} is planned with another shard count"
+            ))),
+            Err(e) => Err(Error::from_sdk("UpdateItem", e)),
+        }
+    }
+
+    async fn complete_shard(
+        &self,
+        job_id: &str,
+        index: u32,
+        analysed: u64,
+        findings: u64,
+    ) -> Result<crate::store::ShardCount> {
+        let shard = index.to_string();
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(job_id))
+            .update_expression("ADD shardsDone :s, analysedCount :a, findingsCount :f")
+            .condition_expression(
+                "attribute_exists(shardsTotal) AND NOT contains(shardsDone, :one)",
+            )
+            .expression_attribute_values(":s", AttributeValue::Ss(vec![shard.clone()]))
+            .expression_attribute_values(":one", s(shard))
+            .expression_attribute_values(":a", n(analysed))
+            .expression_attribute_values(":f", n(findings))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        let (item, newly_counted) = match res {
+            Ok(out) => (out.attributes.unwrap_or_default(), true),
+            Err(e) if is_conditional_failure(&e) => (
+                self.fetch(job_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("job", job_id))?,
+                false,
+            ),
+            Err(e) => return Err(Error::from_sdk("UpdateItem", e)),
+        };
+        let total = match item.get("shardsTotal") {
+            Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+            _ => return Err(Error::Conflict(format!("job {job_id} has no shard plan"))),
+        };
+        let done = match item.get("shardsDone") {
+            Some(AttributeValue::Ss(set)) => set.len() as u32,
+            _ => 0,
+        };
+        let counter = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(crate::store::ShardCount {
+            done,
+            total,
+            analysed: counter("analysedCount"),
+            findings: counter("findingsCount"),
+            newly_counted,
+        })
+    }
+
+    async fn claim_finalize(
+        &self,
+        job_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(job_id))
+            .update_expression("SET finalizeUntil = :until")
+            .condition_expression("#status = :running AND (attribute_not_exists(finalizeUntil) OR finalizeUntil <= :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", to_av(&JobStatus::Running)?)
+            .expression_attribute_values(":until", n(until.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(Error::from_sdk("UpdateItem", e)),
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod cycles;
 mod inventory;
 mod jobs;
 mod metrics;
+mod recommendations;
 mod thresholds;
 
 pub use approvals::DynamoApprovals;
@@ -22,6 +23,7 @@ pub use cycles::DynamoCycles;
 pub use inventory::DynamoInventory;
 pub use jobs::DynamoJobs;
 pub use metrics::DynamoMetrics;
+pub use recommendations::DynamoRecommendations;
 pub use thresholds::DynamoThresholds;
 
 use crate::store::PageTokenCodec;

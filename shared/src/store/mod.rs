@@ -46,6 +46,57 @@ pub trait JobStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// Where a sharded cycle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardCount {
+    pub done: u32,
+    pub total: u32,
+    /// Resources analysed and findings, summed over the counted shards.
+    pub analysed: u64,
+    pub findings: u64,
+    /// False when this shard had been counted already (a redelivery).
+    pub newly_counted: bool,
+}
+
+/// The bookkeeping of a sharded cycle, on its job record.
+#[async_trait]
+pub trait ShardTracker: Send + Sync {
+    /// Records how many shards the cycle has (idempotent for the same number).
+    async fn set_shards(&self, job_id: &str, total: u32) -> Result<()>;
+    /// Counts a shard as done with its totals, at most once per shard index.
+    async fn complete_shard(
+        &self,
+        job_id: &str,
+        index: u32,
+        analysed: u64,
+        findings: u64,
+    ) -> Result<ShardCount>;
+    /// Claims the final stage of a running job until `until`; false if another
+    /// worker holds an unexpired claim. Whoever wins runs it; a crashed
+    /// finaliser's claim expires and a redelivery takes over.
+    async fn claim_finalize(
+        &self,
+        job_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+/// The recommendations of each cycle, kept for `GET /recommendations`.
+#[async_trait]
+pub trait RecommendationStore: Send + Sync {
+    async fn put_all(&self, cycle_id: &str, recommendations: &[Recommendation]) -> Result<()>;
+    /// Every recommendation of a cycle, following pages to the end.
+    async fn all(&self, cycle_id: &str) -> Result<Vec<Recommendation>>;
+}
+
+/// Consecutive failures per cycle stage, across cycles.
+#[async_trait]
+pub trait StageHealth: Send + Sync {
+    /// Records a stage's outcome; returns its consecutive failures after it (0 on success).
+    async fn record_stage(&self, stage: &str, ok: bool) -> Result<u64>;
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobOutcome {
     pub result: Option<serde_json::Value>,
@@ -214,6 +265,8 @@ pub trait InventoryStore: Send + Sync {
     /// Inserts or replaces resources. Returns how many were written.
     async fn upsert(&self, resources: &[Resource]) -> Result<usize>;
     async fn get(&self, id: &str) -> Result<Option<Resource>>;
+    /// Every resource, following pages to the end.
+    async fn all(&self) -> Result<Vec<Resource>>;
     async fn list(
         &self,
         filter: &InventoryFilter,

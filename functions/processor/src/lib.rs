@@ -1,0 +1,219 @@
+//! The `processor` function: runs optimisation-cycle job messages from SQS,
+//! reporting each failed message individually (ReportBatchItemFailures), so
+//! one bad message never fails its batch-mates.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Duration, Utc};
+use shared::collector::CloudWatchSource;
+use shared::cycle::{self, CycleConfig, Handled, Ports};
+use shared::domain::JobMessage;
+use shared::dynamo::*;
+use shared::notify::Notifier;
+use shared::queue::SqsJobQueue;
+use shared::store::PageTokenCodec;
+
+/// What the function reads from its environment, once, at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub jobs_table: String,
+    pub cycles_table: String,
+    pub approvals_table: String,
+    pub audit_table: String,
+    pub thresholds_table: String,
+    pub inventory_table: String,
+    pub recommendations_table: String,
+    pub jobs_queue_url: String,
+    pub cycle: CycleConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let need = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError(format!("{k} is not set")))
+        };
+        let number = |k: &str, default: i64| -> Result<i64, ConfigError> {
+            match get(k).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ConfigError(format!("{k} must be a positive integer, got '{v}'"))
+                }),
+            }
+        };
+        let d = CycleConfig::default();
+        let cycle = CycleConfig {
+            lease_ttl: Duration::seconds(number("LEASE_TTL_SECONDS", d.lease_ttl.num_seconds())?),
+            continue_on_error: match get("CONTINUE_ON_ERROR").as_deref() {
+                None | Some("") | Some("true") => true,
+                Some("false") => false,
+                Some(v) => {
+                    return Err(ConfigError(format!(
+                        "CONTINUE_ON_ERROR must be true or false, got '{v}'"
+                    )))
+                }
+            },
+            approval_ttl: Duration::hours(number(
+                "APPROVAL_TTL_HOURS",
+                d.approval_ttl.num_hours(),
+            )?),
+            chunk_resources: number("CHUNK_RESOURCES", d.chunk_resources as i64)? as usize,
+            calls_per_shard: number("CALLS_PER_SHARD", d.calls_per_shard as i64)? as u64,
+            max_shard_resources: number("MAX_SHARD_RESOURCES", d.max_shard_resources as i64)?
+                as usize,
+            alert_after_failures: number("ALERT_AFTER_FAILURES", d.alert_after_failures as i64)?
+                as u64,
+            max_receives: number("MAX_RECEIVES", d.max_receives as i64)? as u32,
+        };
+        Ok(Config {
+            jobs_table: need("JOBS_TABLE")?,
+            cycles_table: need("CYCLES_TABLE")?,
+            approvals_table: need("APPROVALS_TABLE")?,
+            audit_table: need("AUDIT_TABLE")?,
+            thresholds_table: need("THRESHOLDS_TABLE")?,
+            inventory_table: need("INVENTORY_TABLE")?,
+            recommendations_table: need("RECOMMENDATIONS_TABLE")?,
+            jobs_queue_url: need("JOBS_QUEUE_URL")?,
+            cycle,
+        })
+    }
+}
+
+/// The adapters, built once per process from one SDK configuration.
+pub struct Processor {
+    pub config: Config,
+    pub jobs: DynamoJobs,
+    pub cycles: DynamoCycles,
+    pub approvals: DynamoApprovals,
+    pub audit: DynamoAudit,
+    pub thresholds: DynamoThresholds,
+    pub inventory: DynamoInventory,
+    pub recommendations: DynamoRecommendations,
+    pub source: CloudWatchSource,
+    pub queue: SqsJobQueue,
+    pub notifier: Box<dyn Notifier>,
+}
+
+impl Processor {
+    pub fn new(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        notifier: Box<dyn Notifier>,
+    ) -> Processor {
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        // Listing tokens never leave this process, so a per-process key will do.
+        let tokens = PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes());
+        Processor {
+            jobs: DynamoJobs::new(ddb.clone(), &config.jobs_table),
+            cycles: DynamoCycles::new(ddb.clone(), &config.cycles_table),
+            approvals: DynamoApprovals::new(
+                ddb.clone(),
+                &config.approvals_table,
+                &config.audit_table,
+                tokens.clone(),
+            ),
+            audit: DynamoAudit::new(ddb.clone(), &config.audit_table, tokens.clone()),
+            thresholds: DynamoThresholds::new(
+                ddb.clone(),
+                &config.thresholds_table,
+                tokens.clone(),
+            ),
+            inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
+            recommendations: DynamoRecommendations::new(ddb, &config.recommendations_table),
+            source: CloudWatchSource::new(aws_sdk_cloudwatch::Client::new(aws)),
+            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
+            notifier,
+            config,
+        }
+    }
+
+    pub fn ports(&self) -> Ports<'_> {
+        Ports {
+            jobs: &self.jobs,
+            shards: &self.jobs,
+            lease: &self.cycles,
+            runs: &self.cycles,
+            health: &self.cycles,
+            approvals: &self.approvals,
+            audit: &self.audit,
+            thresholds: &self.thresholds,
+            inventory: &self.inventory,
+            recommendations: &self.recommendations,
+            source: &self.source,
+            notifier: self.notifier.as_ref(),
+            queue: &self.queue,
+        }
+    }
+}
+
+/// Handles a batch: each message on its own; the ids of those that failed
+/// come back so SQS redelivers only them (and dead-letters them after the
+/// queue's maxReceiveCount).
+pub async fn handle(
+    processor: &Processor,
+    event: SqsEvent,
+    now: DateTime<Utc>,
+) -> SqsBatchResponse {
+    let ports = processor.ports();
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let outcome = match record
+            .body
+            .as_deref()
+            .map(serde_json::from_str::<JobMessage>)
+        {
+            Some(Ok(message)) => {
+                let span = tracing::info_span!("job", job_id = %message.job_id, shard = ?message.shard.as_ref().map(|s| s.index));
+                let _enter = span.enter();
+                cycle::handle(
+                    &ports,
+                    &processor.config.cycle,
+                    &message,
+                    receive_count,
+                    now,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+            Some(Err(e)) => Err(format!("malformed job message: {e}")),
+            None => Err("job message without a body".to_string()),
+        };
+        match outcome {
+            Ok(handled) => {
+                tracing::info!(message_id = %id, outcome = ?summary(&handled), "message handled")
+            }
+            Err(error) => {
+                tracing::error!(message_id = %id, receive_count, %error, "message failed");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+fn summary(h: &Handled) -> String {
+    match h {
+        Handled::Completed(run) => format!("completed: {} recommendations", run.recommendations),
+        Handled::Skipped => "skipped: another cycle holds the lease".into(),
+        Handled::Duplicate => "duplicate delivery".into(),
+        Handled::ShardsQueued(n) => format!("{n} shards queued"),
+        Handled::ShardDone { finalized } => format!("shard done (finalized: {finalized})"),
+        Handled::Failed(e) => format!("failed: {e}"),
+    }
+}

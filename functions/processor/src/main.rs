@@ -1,0 +1,21 @@
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+use processor::{handle, Config, Processor};
+use shared::notify::LogNotifier;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let processor = Processor::new(config, &aws, Box::new(LogNotifier));
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let processor = &processor;
+        async move {
+            Ok::<_, lambda_runtime::Error>(
+                handle(processor, event.payload, chrono::Utc::now()).await,
+            )
+        }
+    }))
+    .await
+}

@@ -1,0 +1,234 @@
+//! `make demo`: starts the emulator, builds the stack from template.yaml,
+//! seeds the demo estate, runs one cycle through the real path (scheduled
+//! event -> scheduler -> job + SQS message -> event source -> processor) and
+//! prints the recommendations with the total monthly savings.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DurationRound, Utc};
+use finops_local::event_source::EventSource;
+use finops_local::{estate, seed, Emulator, LocalStack, Template};
+use shared::domain::Recommendation;
+use shared::dynamo::{DynamoJobs, DynamoRecommendations};
+use shared::notify::{Event, Notifier};
+use shared::queue::SqsJobQueue;
+use shared::store::{InventoryStore, JobStore, RecommendationStore};
+use std::process::ExitCode;
+
+/// Prints progress as the processor reports it.
+struct Console;
+
+#[async_trait::async_trait]
+impl Notifier for Console {
+    async fn publish(&self, event: &Event) -> shared::Result<()> {
+        match event {
+            Event::JobProgress {
+                stage,
+                done,
+                total,
+                percent,
+                ..
+            } => {
+                println!("  {percent:>5.1}%  {stage:<12} {done}/{total}")
+            }
+            Event::JobCompleted { summary, .. } => println!("  cycle completed: {summary}"),
+            Event::JobFailed { error, .. } => println!("  cycle failed: {error}"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let port: u16 = std::env::var("FINOPS_EMULATOR_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4566);
+    println!("Starting the AWS emulator on 127.0.0.1:{port} ...");
+    let emulator = Emulator::start_on(port)
+        .map_err(|e| format!("{e} (is port {port} in use? set FINOPS_EMULATOR_PORT)"))?;
+    // The functions find AWS the standard way, as they would in Lambda.
+    std::env::set_var("AWS_ENDPOINT_URL", &emulator.endpoint);
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+
+    let template = Template::load().map_err(|e| e.to_string())?;
+    let stack = LocalStack::create(&aws, &emulator.endpoint, &template, "finops")
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("Created the tables and queues of template.yaml.");
+
+    let now = Utc::now();
+    let thresholds = shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
+    let estate = estate::demo(&thresholds, now, 14);
+    let points = seed::seed_series(&emulator.endpoint, &estate.series)
+        .await
+        .map_err(|e| e.to_string())?;
+    let processor_env = stack.function_env("ProcessorFunction");
+    let config = processor::Config::from_lookup(|k| processor_env.get(k).cloned())
+        .map_err(|e| e.to_string())?;
+    let processor = processor::Processor::new(config, &aws, Box::new(Console));
+    processor
+        .inventory
+        .upsert(&estate.resources)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Seeded {} resources over 7 services with {points} data points (14 days, hourly).",
+        estate.resources.len()
+    );
+
+    // The real path starts with the schedule's event.
+    let scheduler_env = stack.function_env("SchedulerFunction");
+    let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k).cloned())
+        .map_err(|e| e.to_string())?;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let jobs = DynamoJobs::new(ddb.clone(), &scheduler_config.jobs_table);
+    let queue = SqsJobQueue::new(aws_sdk_sqs_client(&aws), &scheduler_config.jobs_queue_url);
+    let fixture = include_str!("../../../events/scheduler/scheduled-event.json");
+    let mut event: EventBridgeEvent = serde_json::from_str(fixture).map_err(|e| e.to_string())?;
+    event.time = Some(
+        now.duration_trunc(chrono::Duration::hours(1))
+            .unwrap_or(now),
+    );
+    let queued = scheduler::handle(&jobs, &queue, event, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Scheduled event -> job {} ({}). Processing ...",
+        queued.job_id, queued.status
+    );
+
+    let source = EventSource::new(
+        aws_sdk_sqs_client(&aws),
+        stack.queue_url("JobsQueue"),
+        stack.queue_arn("JobsQueue"),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let job = jobs
+            .get(&queued.job_id, Utc::now())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the job vanished")?;
+        if job.status.is_finished() {
+            println!(
+                "Job {} is {} after {:.1} s.",
+                job.id,
+                job.status.as_str(),
+                started.elapsed().as_secs_f64()
+            );
+            if job.status != shared::domain::JobStatus::Succeeded {
+                return Err(job
+                    .error
+                    .unwrap_or_else(|| "the cycle did not succeed".into()));
+            }
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            return Err("the cycle did not finish within 5 minutes".into());
+        }
+        let batch = source.receive().await?;
+        if batch.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        let response = processor::handle(&processor, batch.event.clone(), Utc::now()).await;
+        source.settle(&batch, &response, false).await?;
+    }
+
+    let run = shared::store::CycleRunStore::get_run(&processor.cycles, &queued.job_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the cycle left no run record")?;
+    for stage in run.stages.iter().filter(|s| !s.ok) {
+        println!(
+            "  stage {} had {} failures: {}",
+            stage.stage,
+            stage.failed,
+            stage.error.as_deref().unwrap_or("")
+        );
+    }
+    let store = DynamoRecommendations::new(ddb, stack.table("RecommendationsTable"));
+    let mut recs = store.all(&queued.job_id).await.map_err(|e| e.to_string())?;
+    recs.sort_by(|a, b| {
+        b.monthly_savings_usd
+            .unwrap_or(-1.0)
+            .total_cmp(&a.monthly_savings_usd.unwrap_or(-1.0))
+            .then(a.resource_id.cmp(&b.resource_id))
+    });
+    print_table(&recs);
+    Ok(())
+}
+
+fn aws_sdk_sqs_client(aws: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(aws)
+}
+
+fn print_table(recs: &[Recommendation]) {
+    println!();
+    println!(
+        "{:<28} {:<12} {:<18} {:<28} {:>12} {:>10} {:>5}",
+        "RESOURCE", "SERVICE", "FINDING", "ACTION", "SAVINGS/MO", "CONFIDENCE", "RISK"
+    );
+    let mut total = 0.0;
+    let mut unpriced = 0;
+    for r in recs {
+        let action = match &r.target_type {
+            Some(t) => format!("{} -> {t}", r.action.as_str()),
+            None => r.action.as_str().to_string(),
+        };
+        let savings = match r.monthly_savings_usd {
+            Some(s) => {
+                total += s;
+                format!("${s:.2}")
+            }
+            None => {
+                unpriced += 1;
+                "no price".to_string()
+            }
+        };
+        let finding = serde_json::to_value(r.finding)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:<12} {:<18} {:<28} {:>12} {:>10.2} {:>5}",
+            truncate(&r.resource_id, 28),
+            r.service.as_str(),
+            finding,
+            truncate(&action, 28),
+            savings,
+            r.confidence,
+            r.risk
+        );
+    }
+    println!();
+    println!(
+        "{} recommendations; total estimated savings: ${total:.2} per month",
+        recs.len()
+    );
+    if unpriced > 0 {
+        println!("({unpriced} without a known price are not counted in the total)");
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}~", s.chars().take(n - 1).collect::<String>())
+    }
+}

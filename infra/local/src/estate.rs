@@ -1,0 +1,245 @@
+//! A synthetic estate for the demo, `make dev` and benchmarks: resources of
+//! all seven services with inventory facts, and the metric series the default
+//! thresholds read (taken from `required_queries`, so the two never drift).
+//!
+//! Each resource gets a profile; values follow it with a daily cycle and
+//! deterministic noise, so runs are reproducible.
+
+use crate::seed::SeriesSeed;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde_json::json;
+use shared::analysis::required_queries;
+use shared::collector::dimensions_for;
+use shared::domain::{Relation, Resource, Service, ThresholdSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Idle,
+    Oversized,
+    Healthy,
+    Hot,
+    Erroring,
+}
+
+pub struct Estate {
+    pub resources: Vec<Resource>,
+    pub series: Vec<SeriesSeed>,
+}
+
+/// Per service: how many resources, and the profile mix (cycled).
+const MIX: [(Service, usize); 7] = [
+    (Service::Ec2, 60),
+    (Service::Rds, 30),
+    (Service::ElastiCache, 20),
+    (Service::Lambda, 40),
+    (Service::Ecs, 20),
+    (Service::S3, 15),
+    (Service::DynamoDb, 20),
+];
+
+fn profile_for(service: Service, i: usize) -> Profile {
+    use Profile::*;
+    let cycle: &[Profile] = match service {
+        Service::Lambda => &[Healthy, Idle, Erroring, Oversized, Healthy],
+        _ => &[Healthy, Idle, Oversized, Healthy, Oversized, Hot, Healthy],
+    };
+    cycle[i % cycle.len()]
+}
+
+/// A deterministic value in [0, 1) for (seed, i).
+fn noise(seed: u64, i: u64) -> f64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The level of a metric for a profile, before the daily cycle and noise.
+fn level(metric: &str, p: Profile) -> f64 {
+    use Profile::*;
+    match (metric, p) {
+        ("CPUUtilization", Idle) => 1.0,
+        ("CPUUtilization", Oversized) => 12.0,
+        ("CPUUtilization", Healthy) => 55.0,
+        ("CPUUtilization", Hot) => 88.0,
+        ("CPUUtilization", Erroring) => 40.0,
+        ("NetworkIn" | "NetworkOut", Idle) => 20_000.0,
+        ("NetworkIn" | "NetworkOut", _) => 40_000_000.0,
+        ("DatabaseConnections", Idle) => 0.0,
+        ("DatabaseConnections", _) => 35.0,
+        ("FreeableMemory", _) => 2.0e9,
+        ("CurrConnections", Idle) => 0.0,
+        ("CurrConnections", _) => 60.0,
+        ("DatabaseMemoryUsagePercentage", Oversized | Idle) => 15.0,
+        ("DatabaseMemoryUsagePercentage", Hot) => 93.0,
+        ("DatabaseMemoryUsagePercentage", _) => 62.0,
+        ("MemoryUtilization", Oversized | Idle) => 14.0,
+        ("MemoryUtilization", Hot) => 92.0,
+        ("MemoryUtilization", _) => 64.0,
+        ("Invocations", Idle) => 0.0,
+        ("Invocations", _) => 400.0,
+        ("Errors", Erroring) => 90.0,
+        ("Errors", _) => 0.4,
+        ("Throttles", _) => 0.0,
+        ("Duration", _) => 180.0,
+        ("memory_utilization", Oversized) => 18.0,
+        ("memory_utilization", _) => 72.0,
+        ("GetRequests" | "AllRequests", Idle) => 0.0,
+        ("GetRequests" | "AllRequests", Oversized) => 2.0,
+        ("GetRequests" | "AllRequests", _) => 50_000.0,
+        ("BucketSizeBytes", _) => 800.0e9,
+        ("NumberOfObjects", _) => 2.0e6,
+        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", Idle | Oversized) => {
+            3.0 * 3600.0
+        }
+        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", Hot) => 95.0 * 3600.0,
+        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", _) => 70.0 * 3600.0,
+        ("ProvisionedReadCapacityUnits" | "ProvisionedWriteCapacityUnits", _) => 100.0,
+        ("mem_used_percent", Oversized | Idle) => 20.0,
+        ("mem_used_percent", _) => 60.0,
+        _ => 10.0,
+    }
+}
+
+fn inventory(service: Service, id: &str, i: usize, p: Profile) -> Resource {
+    let mut r = Resource::new(service, id, "us-east-1");
+    r.tags
+        .insert("env".into(), if i % 3 == 0 { "prod" } else { "dev" }.into());
+    r.tags
+        .insert("team".into(), ["payments", "search", "data"][i % 3].into());
+    match service {
+        Service::Ec2 => {
+            r.resource_type = Some(
+                [
+                    "m5.xlarge",
+                    "c5.2xlarge",
+                    "t3.large",
+                    "r5.large",
+                    "m5.2xlarge",
+                ][i % 5]
+                    .into(),
+            )
+        }
+        Service::Rds => {
+            r.resource_type = Some(["db.m5.large", "db.r5.xlarge", "db.t3.medium"][i % 3].into())
+        }
+        Service::ElastiCache => {
+            r.resource_type = Some(["cache.r5.large", "cache.m5.large"][i % 2].into())
+        }
+        Service::Lambda => {
+            r.memory_mb = Some([1024, 2048, 512][i % 3]);
+            r.attributes.insert("memorySize".into(), json!(r.memory_mb));
+            r.attributes.insert("architecture".into(), json!("x86_64"));
+        }
+        Service::Ecs => {
+            r.attributes.insert("cpu".into(), json!(1024));
+            r.attributes.insert("memory".into(), json!(2048));
+            r.attributes.insert("desiredCount".into(), json!(4));
+            r.attributes.insert("launchType".into(), json!("FARGATE"));
+        }
+        Service::S3 => r.resource_type = Some("STANDARD".into()),
+        Service::DynamoDb => {
+            r.resource_type = Some("PROVISIONED".into());
+            r.attributes
+                .insert("provisionedReadCapacityUnits".into(), json!(100));
+            r.attributes
+                .insert("provisionedWriteCapacityUnits".into(), json!(100));
+            r.attributes.insert("autoScaling".into(), json!(false));
+        }
+    }
+    if p == Profile::Idle && service == Service::Ec2 {
+        r.monthly_cost_usd = Some(140.16);
+    }
+    r
+}
+
+fn id_for(service: Service, i: usize) -> String {
+    match service {
+        Service::Ec2 => format!("i-{:017x}", 0xdead_0000_u64 + i as u64),
+        Service::Rds => format!("orders-db-{i:02}"),
+        Service::ElastiCache => format!("sessions-cache-{i:02}"),
+        Service::Lambda => format!("api-handler-{i:02}"),
+        Service::Ecs => format!("prod-cluster/web-{i:02}"),
+        Service::S3 => format!("finops-demo-bucket-{i:02}"),
+        Service::DynamoDb => format!("events-table-{i:02}"),
+    }
+}
+
+/// The demo estate (205 resources) with `days` of metrics ending at the last full hour.
+pub fn demo(set: &ThresholdSet, now: DateTime<Utc>, days: i64) -> Estate {
+    build(set, now, days, &MIX)
+}
+
+/// `n` EC2 instances only (benchmarks).
+pub fn ec2_fleet(set: &ThresholdSet, now: DateTime<Utc>, days: i64, n: usize) -> Estate {
+    build(set, now, days, &[(Service::Ec2, n)])
+}
+
+fn build(set: &ThresholdSet, now: DateTime<Utc>, days: i64, mix: &[(Service, usize)]) -> Estate {
+    let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+    let mut resources = Vec::new();
+    let mut series = Vec::new();
+    for &(service, count) in mix {
+        let queries = required_queries(set, service);
+        // One series per metric, whatever statistics the rules read from it.
+        let mut metrics: Vec<&shared::analysis::MetricQuery> = Vec::new();
+        for q in &queries {
+            let seen = metrics.iter().any(|m| {
+                m.namespace == q.namespace
+                    && m.metric == q.metric
+                    && m.extra_dimensions == q.extra_dimensions
+            });
+            if !seen {
+                metrics.push(q);
+            }
+        }
+        for i in 0..count {
+            let id = id_for(service, i);
+            let profile = profile_for(service, i);
+            let mut resource = inventory(service, &id, i, profile);
+            // Databases are used by the service next to them: dependencies.
+            if service == Service::Ec2 && i < 30 {
+                resource.relations.push(Relation {
+                    kind: "uses".into(),
+                    target_id: id_for(Service::Rds, i % 30),
+                });
+            }
+            for (k, q) in metrics.iter().enumerate() {
+                let (metric, period) = (&q.metric, q.period_seconds.max(3600));
+                let points = (days * 86_400 / i64::from(period)) as usize;
+                let start = end.timestamp() - points as i64 * i64::from(period);
+                let base = level(metric, profile);
+                let seed = (i as u64) << 8 | k as u64;
+                let values = (0..points)
+                    .map(|h| {
+                        let hour_of_day =
+                            ((start + h as i64 * i64::from(period)) / 3600 % 24) as f64;
+                        let daily = 1.0
+                            + 0.25 * ((hour_of_day - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+                        let v = base * daily * (0.9 + 0.2 * noise(seed, h as u64));
+                        if metric.ends_with("Utilization")
+                            || metric.ends_with("Percentage")
+                            || metric == "mem_used_percent"
+                        {
+                            v.min(100.0)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                series.push(SeriesSeed {
+                    namespace: q.namespace.clone(),
+                    metric_name: metric.clone(),
+                    dimensions: dimensions_for(service, &id, &q.extra_dimensions),
+                    unit: None,
+                    start,
+                    period_seconds: period,
+                    values,
+                });
+            }
+            resources.push(resource);
+        }
+    }
+    Estate { resources, series }
+}

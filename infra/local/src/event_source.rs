@@ -1,0 +1,134 @@
+//! A local stand-in for Lambda's SQS event source mapping: receives a batch,
+//! hands the processor exactly the `SqsEvent` Lambda would, deletes only the
+//! messages that succeeded, and leaves failed ones to come back after their
+//! visibility timeout (or at once, when asked, to shorten tests).
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::Client;
+use std::collections::HashMap;
+
+/// One received batch and what is needed to settle it.
+pub struct Batch {
+    pub event: SqsEvent,
+    receipts: HashMap<String, String>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.event.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event.records.is_empty()
+    }
+}
+
+pub struct EventSource {
+    sqs: Client,
+    queue_url: String,
+    queue_arn: String,
+    pub batch_size: i32,
+    pub wait_seconds: i32,
+}
+
+impl EventSource {
+    pub fn new(sqs: Client, queue_url: impl Into<String>, queue_arn: impl Into<String>) -> Self {
+        EventSource {
+            sqs,
+            queue_url: queue_url.into(),
+            queue_arn: queue_arn.into(),
+            batch_size: 10,
+            wait_seconds: 0,
+        }
+    }
+
+    /// Receives up to `batch_size` messages as one Lambda SQS event.
+    pub async fn receive(&self) -> Result<Batch, String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(self.wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let mut event = SqsEvent::default();
+        let mut receipts = HashMap::new();
+        for m in out.messages.unwrap_or_default() {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            record.md5_of_body = m.md5_of_body.clone();
+            record.attributes = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_string(), v))
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(self.queue_arn.clone());
+            record.aws_region = Some("us-east-1".into());
+            if let (Some(id), Some(handle)) = (m.message_id, m.receipt_handle) {
+                receipts.insert(id, handle);
+            }
+            event.records.push(record);
+        }
+        Ok(Batch { event, receipts })
+    }
+
+    /// Deletes the messages the response did not report as failed. With
+    /// `retry_now`, failed messages become visible again immediately.
+    pub async fn settle(
+        &self,
+        batch: &Batch,
+        response: &SqsBatchResponse,
+        retry_now: bool,
+    ) -> Result<(), String> {
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = batch
+            .receipts
+            .iter()
+            .filter(|(id, _)| !failed.contains(&id.as_str()))
+            .enumerate()
+            .filter_map(|(i, (_, handle))| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(handle)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        if retry_now {
+            for id in failed {
+                if let Some(handle) = batch.receipts.get(id) {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .map_err(|e| format!("{e:?}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,814 @@
+//! The optimisation cycle: what the processor runs for each job message.
+//!
+//! Safe under at-least-once delivery and concurrency:
+//! - the cycle lease (owner = `<job>:<attempt>`) lets one cycle run at a time;
+//!   a different job finding it held is recorded as skipped, the same job
+//!   finding it held by an earlier attempt retries later;
+//! - a job is claimed with a conditional `queued -> running`; a finished job's
+//!   message is acknowledged without work;
+//! - everything the cycle writes has a deterministic key (recommendations by
+//!   cycle and resource+action, approval requests by recommendation and
+//!   cycle, audit entries by cycle and event), so a re-run after a crash
+//!   writes nothing twice;
+//! - a large estate is split into shards; each shard is counted once on the
+//!   job record and the worker that counts the last one claims the final
+//!   stage, which therefore runs once.
+
+mod stages;
+
+use stages::analyse_slice;
+pub use stages::SliceOutcome;
+use stages::{elapsed_ms, QueryPlan};
+
+use crate::analysis::default_thresholds;
+use crate::approvals::{self, DecisionInput};
+use crate::collector::MetricSource;
+use crate::domain::*;
+use crate::notify::{Event, Notifier};
+use crate::queue::JobQueue;
+use crate::store::*;
+use crate::{Error, Result};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+pub const LEASE_NAME: &str = "cycle";
+
+/// Tunables, read once by the processor from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleConfig {
+    pub lease_ttl: Duration,
+    /// Keep going when one resource fails in a stage (the failure is counted).
+    pub continue_on_error: bool,
+    pub approval_ttl: Duration,
+    /// Resources per collect/analyse chunk: bounds memory at any estate size.
+    pub chunk_resources: usize,
+    /// GetMetricData calls one shard may need; a larger estate is sharded.
+    pub calls_per_shard: u64,
+    /// An upper bound on a shard's resources, whatever its metrics need.
+    pub max_shard_resources: usize,
+    /// Consecutive failures of a stage, across cycles, before an operator alert.
+    pub alert_after_failures: u64,
+    /// The queue's maxReceiveCount: on the last receive a failing job is marked failed.
+    pub max_receives: u32,
+}
+
+impl Default for CycleConfig {
+    fn default() -> Self {
+        CycleConfig {
+            lease_ttl: Duration::minutes(15),
+            continue_on_error: true,
+            approval_ttl: Duration::days(7),
+            chunk_resources: 250,
+            calls_per_shard: 10,
+            max_shard_resources: 1000,
+            alert_after_failures: 3,
+            max_receives: 5,
+        }
+    }
+}
+
+/// Everything the cycle talks to.
+pub struct Ports<'a> {
+    pub jobs: &'a dyn JobStore,
+    pub shards: &'a dyn ShardTracker,
+    pub lease: &'a dyn LeaseStore,
+    pub runs: &'a dyn CycleRunStore,
+    pub health: &'a dyn StageHealth,
+    pub approvals: &'a dyn ApprovalStore,
+    pub audit: &'a dyn AuditStore,
+    pub thresholds: &'a dyn ThresholdStore,
+    pub inventory: &'a dyn InventoryStore,
+    pub recommendations: &'a dyn RecommendationStore,
+    pub source: &'a dyn MetricSource,
+    pub notifier: &'a dyn Notifier,
+    pub queue: &'a dyn JobQueue,
+}
+
+/// What handling one message came to (all of these acknowledge the message).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    Completed(CycleRun),
+    /// Another cycle held the lease.
+    Skipped,
+    /// The job was finished already, or another worker claimed it.
+    Duplicate,
+    ShardsQueued(u32),
+    ShardDone {
+        finalized: bool,
+    },
+    /// A non-retryable error; the job is marked failed.
+    Failed(String),
+}
+
+/// Handles one job message. `Err` means "fail this message" (it will be
+/// redelivered, and after the queue's maxReceiveCount, dead-lettered).
+pub async fn handle(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    msg: &JobMessage,
+    receive_count: u32,
+    now: DateTime<Utc>,
+) -> Result<Handled> {
+    let result = match &msg.shard {
+        None => coordinate(ports, cfg, &msg.job_id, now).await,
+        Some(shard) => run_shard(ports, cfg, &msg.job_id, shard, now).await,
+    };
+    match result {
+        Ok(h) => Ok(h),
+        Err(e) if e.is_retryable() && receive_count < cfg.max_receives => Err(e),
+        Err(e) => {
+            // Non-retryable, or the last delivery the queue will make: record
+            // the failure on the job so nobody waits for it.
+            let message = e.to_string();
+            fail_job(ports, &msg.job_id, &message, now).await;
+            if e.is_retryable() {
+                Err(e)
+            } else {
+                Ok(Handled::Failed(message))
+            }
+        }
+    }
+}
+
+async fn fail_job(ports: &Ports<'_>, job_id: &str, error: &str, now: DateTime<Utc>) {
+    let outcome = JobOutcome {
+        result: None,
+        error: Some(error.to_string()),
+    };
+    match ports
+        .jobs
+        .transition(job_id, JobStatus::Failed, outcome, now)
+        .await
+    {
+        Ok(_) => {
+            if let Ok(Some(mut run)) = ports.runs.get_run(job_id).await {
+                run.status = RunStatus::Failed;
+                run.finished_at = Some(now);
+                run.error = Some(error.to_string());
+                let _ = ports.runs.put_run(&run).await;
+            }
+            let _ = ports
+                .notifier
+                .publish(&Event::JobFailed {
+                    job_id: job_id.to_string(),
+                    error: error.to_string(),
+                })
+                .await;
+        }
+        Err(e) => tracing::warn!(job_id, error = %e, "could not mark job failed"),
+    }
+}
+
+fn trigger_of(job: &Job) -> Trigger {
+    match job.params.get("trigger").and_then(|t| t.as_str()) {
+        Some("scheduled") => Trigger::Scheduled,
+        _ => Trigger::Manual,
+    }
+}
+
+fn services_of(job: &Job) -> Vec<Service> {
+    job.params
+        .get("services")
+        .and_then(|v| serde_json::from_value::<Vec<Service>>(v.clone()).ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| Service::ALL.to_vec())
+}
+
+async fn coordinate(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Handled> {
+    let job = ports
+        .jobs
+        .get(job_id, now)
+        .await?
+        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
+    if job.status.is_finished() {
+        return Ok(Handled::Duplicate);
+    }
+    let owner = format!("{job_id}:{}", uuid::Uuid::new_v4().simple());
+    if !ports
+        .lease
+        .acquire(LEASE_NAME, &owner, cfg.lease_ttl, now)
+        .await?
+    {
+        let holder = ports.lease.current(LEASE_NAME, now).await?;
+        if holder
+            .as_ref()
+            .is_some_and(|l| l.owner.starts_with(&format!("{job_id}:")))
+        {
+            return Err(Error::Unavailable(format!(
+                "an earlier attempt of job {job_id} still holds the cycle lease; retrying later"
+            )));
+        }
+        let other = holder.map(|l| l.owner).unwrap_or_default();
+        return skip(ports, &job, &other, now).await;
+    }
+    if job.status == JobStatus::Queued {
+        match ports
+            .jobs
+            .transition(job_id, JobStatus::Running, JobOutcome::default(), now)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::Conflict(_)) => {
+                let _ = ports.lease.release(LEASE_NAME, &owner).await;
+                return Ok(Handled::Duplicate);
+            }
+            Err(e) => {
+                let _ = ports.lease.release(LEASE_NAME, &owner).await;
+                return Err(e);
+            }
+        }
+    }
+    let result = run_cycle(ports, cfg, &job, &owner, now).await;
+    if !matches!(result, Ok(Handled::ShardsQueued(_))) {
+        // The finaliser of a sharded cycle releases it instead.
+        let _ = ports.lease.release(LEASE_NAME, &owner).await;
+    }
+    result
+}
+
+async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) -> Result<Handled> {
+    let reason = format!(
+        "another cycle is running ({})",
+        holder.split(':').next().unwrap_or("")
+    );
+    match ports
+        .jobs
+        .transition(
+            &job.id,
+            JobStatus::Skipped,
+            JobOutcome {
+                result: Some(json!({ "skipped": reason })),
+                error: None,
+            },
+            now,
+        )
+        .await
+    {
+        Ok(_) | Err(Error::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    ports
+        .runs
+        .put_run(&CycleRun {
+            run_id: job.id.clone(),
+            job_id: job.id.clone(),
+            trigger: trigger_of(job),
+            status: RunStatus::Skipped,
+            started_at: now,
+            finished_at: Some(now),
+            stages: vec![],
+            resources_analysed: 0,
+            findings: 0,
+            recommendations: 0,
+            monthly_savings_usd: 0.0,
+            threshold_version: None,
+            error: Some(reason.clone()),
+        })
+        .await?;
+    ports
+        .notifier
+        .publish(&Event::JobCompleted {
+            job_id: job.id.clone(),
+            summary: json!({ "status": "skipped", "reason": reason }),
+        })
+        .await?;
+    Ok(Handled::Skipped)
+}
+
+/// Tracks a run's stages, progress and stage health.
+pub(crate) struct Tracker<'p, 'a> {
+    ports: &'p Ports<'a>,
+    cfg: &'p CycleConfig,
+    pub run: CycleRun,
+    step: usize,
+}
+
+/// The stages of a cycle, in order; progress is reported against them.
+pub const STAGES: [&str; 8] = [
+    "discover",
+    "collect",
+    "analyse",
+    "recommend",
+    "dependencies",
+    "batch",
+    "approvals",
+    "audit",
+];
+
+impl<'p, 'a> Tracker<'p, 'a> {
+    async fn progress(&self, stage: &str, done: u64, total: u64) -> Result<()> {
+        let index = STAGES.iter().position(|s| *s == stage).unwrap_or(self.step);
+        let frac = if total == 0 {
+            1.0
+        } else {
+            done.min(total) as f64 / total as f64
+        };
+        let percent = ((index as f64 + frac) / STAGES.len() as f64 * 1000.0).round() / 10.0;
+        let progress = Progress {
+            stage: stage.to_string(),
+            done,
+            total,
+            percent,
+        };
+        match self
+            .ports
+            .jobs
+            .update_progress(&self.run.job_id, &progress, Utc::now())
+            .await
+        {
+            Ok(()) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.ports
+            .notifier
+            .publish(&Event::JobProgress {
+                job_id: self.run.job_id.clone(),
+                stage: progress.stage,
+                done,
+                total,
+                percent,
+            })
+            .await
+    }
+
+    /// Records a finished stage and its health; alerts past the threshold.
+    async fn finish(&mut self, outcome: StageOutcome) -> Result<()> {
+        self.step += 1;
+        let failures = self
+            .ports
+            .health
+            .record_stage(&outcome.stage, outcome.ok)
+            .await?;
+        if failures >= self.cfg.alert_after_failures {
+            let error = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("{} resources failed", outcome.failed));
+            self.ports
+                .notifier
+                .publish(&Event::OperatorAlert {
+                    stage: outcome.stage.clone(),
+                    consecutive_failures: failures,
+                    error: error.clone(),
+                })
+                .await?;
+            let entry = AuditEntry {
+                id: stable_id(&format!("{}|alert|{}", self.run.job_id, outcome.stage)),
+                entity_type: "cycle".into(),
+                entity_id: self.run.job_id.clone(),
+                action: "cycle.operator_alert".into(),
+                actor: "system".into(),
+                at: self.run.started_at,
+                outcome: Some(format!("{failures} consecutive failures")),
+                reason: Some(error),
+                pre_state: None,
+                post_state: Some(
+                    json!({ "stage": outcome.stage, "consecutiveFailures": failures }),
+                ),
+                correlation_id: Some(self.run.job_id.clone()),
+            };
+            append_once(self.ports.audit, &entry).await?;
+        }
+        self.run.stages.retain(|s| s.stage != outcome.stage);
+        self.run.stages.push(outcome);
+        self.ports.runs.put_run(&self.run).await
+    }
+}
+
+pub(crate) fn stable_id(seed: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+}
+
+/// Appends an audit entry whose id is deterministic: a replay finds it there.
+async fn append_once(audit: &dyn AuditStore, entry: &AuditEntry) -> Result<()> {
+    match audit.append(entry).await {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn load_thresholds(ports: &Ports<'_>) -> Result<ThresholdSet> {
+    match ports.thresholds.latest().await? {
+        Some(set) => Ok(set),
+        None => default_thresholds(),
+    }
+}
+
+/// Discovery merged with the inventory: what CloudWatch shows, enriched with
+/// what was registered (type, cost, tags, relations); registered resources
+/// CloudWatch does not show are analysed too (they may be idle).
+async fn discover(ports: &Ports<'_>, services: &[Service]) -> Result<Vec<Resource>> {
+    let discovered = ports.source.discover(services).await?;
+    let mut by_id: BTreeMap<String, Resource> = ports
+        .inventory
+        .all()
+        .await?
+        .into_iter()
+        .filter(|r| services.contains(&r.service))
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    for d in discovered {
+        by_id
+            .entry(d.id.clone())
+            .or_insert_with(|| Resource::new(d.service, d.id, "us-east-1"));
+    }
+    Ok(by_id.into_values().collect())
+}
+
+async fn run_cycle(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    job: &Job,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Handled> {
+    let set = load_thresholds(ports).await?;
+    let mut tracker = Tracker {
+        ports,
+        cfg,
+        run: CycleRun {
+            run_id: job.id.clone(),
+            job_id: job.id.clone(),
+            trigger: trigger_of(job),
+            status: RunStatus::Running,
+            started_at: now,
+            finished_at: None,
+            stages: vec![],
+            resources_analysed: 0,
+            findings: 0,
+            recommendations: 0,
+            monthly_savings_usd: 0.0,
+            threshold_version: Some(set.version),
+            error: None,
+        },
+        step: 0,
+    };
+    ports.runs.put_run(&tracker.run).await?;
+
+    let t = std::time::Instant::now();
+    tracker.progress("discover", 0, 1).await?;
+    let resources = discover(ports, &services_of(job)).await?;
+    tracker
+        .finish(StageOutcome {
+            stage: "discover".into(),
+            ok: true,
+            processed: resources.len() as u64,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let shards = plan_shards(&set, resources, cfg, now);
+    if shards.len() <= 1 {
+        let slice = shards.into_iter().next().unwrap_or_default();
+        let outcome = analyse_slice(ports, cfg, &set, &slice, Some(&mut tracker), now).await?;
+        ports
+            .recommendations
+            .put_all(&job.id, &outcome.recommendations)
+            .await?;
+        tracker.run.resources_analysed = outcome.analysed;
+        tracker.run.findings = outcome.findings;
+        let run = finalize(ports, cfg, tracker, outcome.recommendations, now).await?;
+        return Ok(Handled::Completed(run));
+    }
+
+    let n = shards.len() as u32;
+    ports.shards.set_shards(&job.id, n).await?;
+    for (i, slice) in shards.into_iter().enumerate() {
+        ports
+            .queue
+            .send(&JobMessage {
+                job_id: job.id.clone(),
+                kind: job.kind,
+                shard: Some(ShardRef {
+                    index: i as u32,
+                    of: n,
+                    resources: slice,
+                    lease_owner: owner.to_string(),
+                }),
+            })
+            .await?;
+    }
+    tracker.progress("collect", 0, n as u64).await?;
+    Ok(Handled::ShardsQueued(n))
+}
+
+/// Splits the estate into slices whose metrics need at most
+/// `cfg.calls_per_shard` GetMetricData calls (counted as the API's limits
+/// allow: 500 queries and 100,800 data points per call) and whose message
+/// stays well under SQS's 256 KB.
+pub fn plan_shards(
+    set: &ThresholdSet,
+    resources: Vec<Resource>,
+    cfg: &CycleConfig,
+    now: DateTime<Utc>,
+) -> Vec<Vec<Resource>> {
+    const MAX_MESSAGE_BYTES: usize = 200 * 1024;
+    const QUERIES_PER_CALL: u64 = 500;
+    const POINTS_PER_CALL: u64 = 100_800;
+    let (start, end) = stages::window(set, now);
+    let span = (end - start).num_seconds().max(1) as u64;
+    let mut plan = QueryPlan::new(set);
+    let mut shards: Vec<Vec<Resource>> = Vec::new();
+    let mut current: Vec<Resource> = Vec::new();
+    let (mut queries, mut points, mut bytes) = (0u64, 0u64, 0usize);
+    for r in resources {
+        let mine = plan.requests_for(&r);
+        let q = mine.len() as u64;
+        let p: u64 = mine
+            .iter()
+            .map(|m| span.div_ceil(u64::from(m.period_seconds.max(1))))
+            .sum();
+        let size = serde_json::to_vec(&r).map(|v| v.len()).unwrap_or(512) + 16;
+        let calls = (queries + q)
+            .div_ceil(QUERIES_PER_CALL)
+            .max((points + p).div_ceil(POINTS_PER_CALL));
+        let full = calls > cfg.calls_per_shard
+            || bytes + size > MAX_MESSAGE_BYTES
+            || current.len() >= cfg.max_shard_resources.max(1);
+        if !current.is_empty() && full {
+            shards.push(std::mem::take(&mut current));
+            (queries, points, bytes) = (0, 0, 0);
+        }
+        queries += q;
+        points += p;
+        bytes += size;
+        current.push(r);
+    }
+    if !current.is_empty() {
+        shards.push(current);
+    }
+    shards
+}
+
+async fn run_shard(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    job_id: &str,
+    shard: &ShardRef,
+    now: DateTime<Utc>,
+) -> Result<Handled> {
+    let job = ports
+        .jobs
+        .get(job_id, now)
+        .await?
+        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
+    if job.status.is_finished() {
+        return Ok(Handled::Duplicate);
+    }
+    if let Err(e) = ports
+        .lease
+        .renew(LEASE_NAME, &shard.lease_owner, cfg.lease_ttl, now)
+        .await
+    {
+        tracing::warn!(job_id, error = %e, "shard could not renew the cycle lease");
+    }
+    let set = load_thresholds(ports).await?;
+    let outcome = analyse_slice(ports, cfg, &set, &shard.resources, None, now).await?;
+    ports
+        .recommendations
+        .put_all(job_id, &outcome.recommendations)
+        .await?;
+    let count = ports
+        .shards
+        .complete_shard(job_id, shard.index, outcome.analysed, outcome.findings)
+        .await?;
+    if count.done < count.total {
+        return Ok(Handled::ShardDone { finalized: false });
+    }
+    if !ports
+        .shards
+        .claim_finalize(job_id, now + cfg.lease_ttl, now)
+        .await?
+    {
+        return Ok(Handled::ShardDone { finalized: false });
+    }
+    let mut run = match ports.runs.get_run(job_id).await? {
+        Some(run) => run,
+        None => return Err(Error::Conflict(format!("cycle run {job_id} is missing"))),
+    };
+    run.resources_analysed = count.analysed;
+    run.findings = count.findings;
+    let tracker = Tracker {
+        ports,
+        cfg,
+        run,
+        step: 3,
+    };
+    let recs = ports.recommendations.all(job_id).await?;
+    finalize(ports, cfg, tracker, recs, now).await?;
+    let _ = ports.lease.release(LEASE_NAME, &shard.lease_owner).await;
+    Ok(Handled::ShardDone { finalized: true })
+}
+
+/// The final stage, run once per cycle: dependencies, batching, approval
+/// requests, expiry of stale requests, the audit entry, completion.
+async fn finalize(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    mut tracker: Tracker<'_, '_>,
+    recs: Vec<Recommendation>,
+    now: DateTime<Utc>,
+) -> Result<CycleRun> {
+    let job_id = tracker.run.job_id.clone();
+
+    let t = std::time::Instant::now();
+    tracker
+        .progress("dependencies", 0, recs.len() as u64)
+        .await?;
+    let inventory = ports.inventory.all().await?;
+    let mut recs = recs;
+    for rec in &mut recs {
+        if let Some(resource) = inventory.iter().find(|r| r.id == rec.resource_id) {
+            let mut deps = crate::analysis::dependencies_for(resource, &inventory);
+            deps.retain(|d| d != &rec.resource_id);
+            for d in deps {
+                if !rec.dependencies.contains(&d) {
+                    rec.dependencies.push(d);
+                }
+            }
+        }
+    }
+    tracker
+        .finish(StageOutcome {
+            stage: "dependencies".into(),
+            ok: true,
+            processed: recs.len() as u64,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    let batches = crate::analysis::order_actions(recs, &inventory);
+    tracker
+        .finish(StageOutcome {
+            stage: "batch".into(),
+            ok: true,
+            processed: batches.len() as u64,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    let total: usize = batches.iter().map(Vec::len).sum();
+    tracker.progress("approvals", 0, total as u64).await?;
+    let (mut created, mut failed, mut last_error) = (0u64, 0u64, None);
+    let mut savings = 0.0;
+    let mut count = 0u64;
+    for rec in batches.into_iter().flatten() {
+        count += 1;
+        savings += rec.monthly_savings_usd.unwrap_or(0.0);
+        match approvals::open(
+            ports.approvals,
+            rec,
+            "cycle",
+            Some(job_id.clone()),
+            cfg.approval_ttl,
+            now,
+        )
+        .await
+        {
+            Ok((request, CreateOutcome::Created)) => {
+                created += 1;
+                ports
+                    .notifier
+                    .publish(&Event::ApprovalRequestCreated { request })
+                    .await?;
+            }
+            Ok((_, CreateOutcome::AlreadyOpen { .. })) => {}
+            Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
+            Err(e) => {
+                failed += 1;
+                last_error = Some(e.to_string());
+            }
+        }
+    }
+    let expired = expire_stale(ports, &job_id, now).await?;
+    tracker
+        .finish(StageOutcome {
+            stage: "approvals".into(),
+            ok: failed == 0,
+            processed: created + expired,
+            failed,
+            duration_ms: elapsed_ms(t),
+            error: last_error,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    tracker.run.recommendations = count;
+    tracker.run.monthly_savings_usd = (savings * 100.0).round() / 100.0;
+    let summary = json!({
+        "resourcesAnalysed": tracker.run.resources_analysed,
+        "findings": tracker.run.findings,
+        "recommendations": count,
+        "approvalRequestsCreated": created,
+        "approvalRequestsExpired": expired,
+        "monthlySavingsUsd": tracker.run.monthly_savings_usd,
+        "thresholdVersion": tracker.run.threshold_version,
+    });
+    append_once(
+        ports.audit,
+        &AuditEntry {
+            id: stable_id(&format!("{job_id}|completed")),
+            entity_type: "cycle".into(),
+            entity_id: job_id.clone(),
+            action: "cycle.completed".into(),
+            actor: "system".into(),
+            at: tracker.run.started_at,
+            outcome: Some("succeeded".into()),
+            reason: None,
+            pre_state: None,
+            post_state: Some(summary.clone()),
+            correlation_id: Some(job_id.clone()),
+        },
+    )
+    .await?;
+    tracker
+        .finish(StageOutcome {
+            stage: "audit".into(),
+            ok: true,
+            processed: 1,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let partial = tracker.run.stages.iter().any(|s| !s.ok);
+    tracker.run.status = if partial {
+        RunStatus::Partial
+    } else {
+        RunStatus::Succeeded
+    };
+    tracker.run.finished_at = Some(Utc::now().max(now));
+    ports.runs.put_run(&tracker.run).await?;
+    match ports
+        .jobs
+        .transition(
+            &job_id,
+            JobStatus::Succeeded,
+            JobOutcome {
+                result: Some(summary.clone()),
+                error: None,
+            },
+            now,
+        )
+        .await
+    {
+        Ok(_) | Err(Error::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    ports
+        .notifier
+        .publish(&Event::JobCompleted { job_id, summary })
+        .await?;
+    Ok(tracker.run)
+}
+
+/// Moves pending requests past their deadline to `expired`.
+async fn expire_stale(ports: &Ports<'_>, job_id: &str, now: DateTime<Utc>) -> Result<u64> {
+    let filter = ApprovalFilter {
+        status: Some(ApprovalStatus::Pending),
+        ..Default::default()
+    };
+    let mut expired = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = ports
+            .approvals
+            .list(&filter, Some(100), token.as_deref())
+            .await?;
+        for request in page.items.into_iter().filter(|r| r.expires_at <= now) {
+            let mut input = DecisionInput::new(ApprovalEvent::Expire, "system")
+                .reason("approval deadline passed");
+            input.correlation_id = Some(job_id.to_string());
+            match approvals::decide(ports.approvals, &request.id, input, now).await {
+                Ok((request, decision)) => {
+                    expired += 1;
+                    ports
+                        .notifier
+                        .publish(&Event::ApprovalDecisionMade { request, decision })
+                        .await?;
+                }
+                Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(expired),
+        }
+    }
+}
