@@ -32,6 +32,8 @@ lint:
 ## Benchmarks; each prints its figures.
 bench: bootstrap
 	cargo bench -p shared --bench analysis
+	cargo bench -p e2e --bench collect
+	FINOPS_DEMO_EC2=1000 FINOPS_EMULATOR_PORT=4577 cargo run --release -q -p finops-demo
 	$(PY) infra/emulator/bench_getmetricdata.py
 
 ## One full cycle, headless, through the real path; prints the recommendations.

@@ -72,13 +72,24 @@ async fn run() -> Result<(), String> {
 
     let now = Utc::now();
     let thresholds = shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
-    let estate = estate::demo(&thresholds, now, 14);
+    // FINOPS_DEMO_EC2=N: a fleet of N EC2 instances instead (the cycle benchmark).
+    let fleet: Option<usize> = std::env::var("FINOPS_DEMO_EC2")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    let estate = match fleet {
+        Some(n) => estate::ec2_fleet(&thresholds, now, 14, n),
+        None => estate::demo(&thresholds, now, 14),
+    };
     let points = seed::seed_series(&emulator.endpoint, &estate.series)
         .await
         .map_err(|e| e.to_string())?;
     let processor_env = stack.function_env("ProcessorFunction");
-    let config = processor::Config::from_lookup(|k| processor_env.get(k).cloned())
-        .map_err(|e| e.to_string())?;
+    let config = processor::Config::from_lookup(|k| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| processor_env.get(k).cloned())
+    })
+    .map_err(|e| e.to_string())?;
     let processor = processor::Processor::new(config, &aws, Box::new(Console));
     processor
         .inventory
@@ -111,6 +122,7 @@ async fn run() -> Result<(), String> {
         queued.job_id, queued.status
     );
 
+    let rss_before = peak_rss_kb();
     let source = EventSource::new(
         aws_sdk_sqs_client(&aws),
         stack.queue_url("JobsQueue"),
@@ -169,8 +181,43 @@ async fn run() -> Result<(), String> {
             .total_cmp(&a.monthly_savings_usd.unwrap_or(-1.0))
             .then(a.resource_id.cmp(&b.resource_id))
     });
+    if fleet.is_some() {
+        let (requests, start, end) =
+            shared::cycle::metric_requests(&thresholds, &estate.resources, now);
+        let minimum = shared::collector::minimum_get_metric_data_calls(&requests, start, end);
+        let calls = processor.source.calls();
+        println!(
+            "benchmark: {} resources, {} recommendations",
+            run.resources_analysed,
+            recs.len()
+        );
+        println!(
+            "  cycle wall time     {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "  GetMetricData calls {} (minimum the limits allow: {minimum}; {} queries)",
+            calls.get_metric_data,
+            requests.len()
+        );
+        println!("  ListMetrics calls   {}", calls.list_metrics);
+        println!("  peak RSS            {} MB before the cycle, {} MB after (whole process, seeding included)", rss_before / 1024, peak_rss_kb() / 1024);
+        return Ok(());
+    }
     print_table(&recs);
     Ok(())
+}
+
+/// The process's peak resident set (VmHWM), in kB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 fn aws_sdk_sqs_client(aws: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {

@@ -17,8 +17,8 @@
 mod stages;
 
 use stages::analyse_slice;
-pub use stages::SliceOutcome;
 use stages::{elapsed_ms, QueryPlan};
+pub use stages::{metric_requests, SliceOutcome};
 
 use crate::analysis::default_thresholds;
 use crate::approvals::{self, DecisionInput};
@@ -59,7 +59,7 @@ impl Default for CycleConfig {
             lease_ttl: Duration::minutes(15),
             continue_on_error: true,
             approval_ttl: Duration::days(7),
-            chunk_resources: 250,
+            chunk_resources: 1000,
             calls_per_shard: 10,
             max_shard_resources: 1000,
             alert_after_failures: 3,

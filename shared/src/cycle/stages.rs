@@ -75,6 +75,25 @@ impl<'s> QueryPlan<'s> {
     }
 }
 
+/// Every GetMetricData query a cycle makes for `resources`, and its window:
+/// what benchmarks compare the collector's call count against.
+pub fn metric_requests(
+    set: &ThresholdSet,
+    resources: &[Resource],
+    now: DateTime<Utc>,
+) -> (Vec<MetricRequest>, DateTime<Utc>, DateTime<Utc>) {
+    let mut plan = QueryPlan::new(set);
+    let (start, end) = window(set, now);
+    (
+        resources
+            .iter()
+            .flat_map(|r| plan.requests_for(r))
+            .collect(),
+        start,
+        end,
+    )
+}
+
 /// Collects and analyses `resources`, recording the collect, analyse and
 /// recommend stages on `tracker` when given (a shard reports through its job
 /// counters instead).
