@@ -175,20 +175,30 @@ fn services_of(job: &Job) -> Vec<Service> {
         .unwrap_or_else(|| Service::ALL.to_vec())
 }
 
+/// The job a message names, unless it has finished (a duplicate delivery).
+/// A message naming no job is refused: retrying cannot make it exist.
+async fn unfinished_job(
+    ports: &Ports<'_>,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    let job = ports
+        .jobs
+        .get(job_id, now)
+        .await?
+        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
+    Ok((!job.status.is_finished()).then_some(job))
+}
+
 async fn coordinate(
     ports: &Ports<'_>,
     cfg: &CycleConfig,
     job_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Handled> {
-    let job = ports
-        .jobs
-        .get(job_id, now)
-        .await?
-        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
-    if job.status.is_finished() {
+    let Some(job) = unfinished_job(ports, job_id, now).await? else {
         return Ok(Handled::Duplicate);
-    }
+    };
     let owner = format!("{job_id}:{}", uuid::Uuid::new_v4().simple());
     if !ports
         .lease
@@ -555,14 +565,9 @@ async fn run_shard(
     shard: &ShardRef,
     now: DateTime<Utc>,
 ) -> Result<Handled> {
-    let job = ports
-        .jobs
-        .get(job_id, now)
-        .await?
-        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
-    if job.status.is_finished() {
+    let Some(_job) = unfinished_job(ports, job_id, now).await? else {
         return Ok(Handled::Duplicate);
-    }
+    };
     if let Err(e) = ports
         .lease
         .renew(LEASE_NAME, &shard.lease_owner, cfg.lease_ttl, now)
