@@ -565,9 +565,9 @@ async fn run_shard(
     shard: &ShardRef,
     now: DateTime<Utc>,
 ) -> Result<Handled> {
-    let Some(_job) = unfinished_job(ports, job_id, now).await? else {
+    if unfinished_job(ports, job_id, now).await?.is_none() {
         return Ok(Handled::Duplicate);
-    };
+    }
     if let Err(e) = ports
         .lease
         .renew(LEASE_NAME, &shard.lease_owner, cfg.lease_ttl, now)
