@@ -242,27 +242,38 @@ async fn coordinate(
     result
 }
 
+/// Moves a job to a final status with its result. A `Conflict` means another
+/// delivery settled it first, which is the same outcome.
+async fn settle_job(
+    ports: &Ports<'_>,
+    job_id: &str,
+    to: JobStatus,
+    result: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let outcome = JobOutcome {
+        result: Some(result),
+        error: None,
+    };
+    match ports.jobs.transition(job_id, to, outcome, now).await {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) -> Result<Handled> {
     let reason = format!(
         "another cycle is running ({})",
         holder.split(':').next().unwrap_or("")
     );
-    match ports
-        .jobs
-        .transition(
-            &job.id,
-            JobStatus::Skipped,
-            JobOutcome {
-                result: Some(json!({ "skipped": reason })),
-                error: None,
-            },
-            now,
-        )
-        .await
-    {
-        Ok(_) | Err(Error::Conflict(_)) => {}
-        Err(e) => return Err(e),
-    }
+    settle_job(
+        ports,
+        &job.id,
+        JobStatus::Skipped,
+        json!({ "skipped": reason }),
+        now,
+    )
+    .await?;
     ports
         .runs
         .put_run(&CycleRun {
@@ -759,22 +770,7 @@ async fn finalize(
     };
     tracker.run.finished_at = Some(Utc::now().max(now));
     ports.runs.put_run(&tracker.run).await?;
-    match ports
-        .jobs
-        .transition(
-            &job_id,
-            JobStatus::Succeeded,
-            JobOutcome {
-                result: Some(summary.clone()),
-                error: None,
-            },
-            now,
-        )
-        .await
-    {
-        Ok(_) | Err(Error::Conflict(_)) => {}
-        Err(e) => return Err(e),
-    }
+    settle_job(ports, &job_id, JobStatus::Succeeded, summary.clone(), now).await?;
     ports
         .notifier
         .publish(&Event::JobCompleted { job_id, summary })
