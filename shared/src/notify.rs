@@ -34,6 +34,12 @@ pub enum Event {
         request: ApprovalRequest,
         decision: Decision,
     },
+    /// The answer to an `analyzeCosts` job, to `costs` subscribers.
+    #[serde(rename = "cost.report", rename_all = "camelCase")]
+    CostReport {
+        job_id: String,
+        report: serde_json::Value,
+    },
     #[serde(rename = "operator.alert", rename_all = "camelCase")]
     OperatorAlert {
         stage: String,
@@ -55,6 +61,7 @@ impl Event {
                 Topic::Approvals,
                 Topic::Resource(request.recommendation.resource_id.clone()),
             ],
+            Event::CostReport { .. } => vec![Topic::Costs],
             Event::OperatorAlert { .. } => vec![Topic::Approvals, Topic::Jobs],
         }
     }

@@ -1,0 +1,644 @@
+//! Who is calling. Bearer tokens are JWTs verified with one pinned algorithm:
+//! RS256 against the issuer's JWKS (Cognito in AWS), or HS256 with a shared
+//! secret for local use. Roles come from the `cognito:groups` claim.
+//!
+//! The clock is a parameter (`now`), so expiry is testable without sleeping.
+
+use crate::domain::Role;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: i64 = 30;
+/// An unknown `kid` triggers a JWKS refetch at most this often, so a flood
+/// of forged tokens cannot turn into a flood of requests to the issuer.
+const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(300);
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// `cognito:username`, else `sub`.
+    pub user_id: String,
+    pub roles: Vec<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Identity {
+    pub fn has(&self, needed: Role) -> bool {
+        crate::domain::has_role(&self.roles, needed)
+    }
+
+    /// The identity an API Gateway authorizer already verified: its claims
+    /// object (`requestContext.authorizer.claims` for REST APIs,
+    /// `requestContext.authorizer.jwt.claims` for HTTP APIs). Groups arrive
+    /// as a JSON array, or flattened to a string such as `[admin viewer]` or
+    /// `admin,viewer`; every shape is accepted.
+    pub fn from_authorizer_claims(claims: &serde_json::Value) -> Option<Identity> {
+        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let user_id = text("cognito:username")
+            .or_else(|| text("username"))
+            .or_else(|| text("sub"))?;
+        let groups: Vec<String> = match claims.get("cognito:groups") {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(s)) => split_groups(s),
+            _ => Vec::new(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .and_then(|t| DateTime::from_timestamp(t, 0));
+        Some(Identity {
+            user_id,
+            roles: roles_of(&groups),
+            expires_at,
+        })
+    }
+}
+
+fn split_groups(s: &str) -> Vec<String> {
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(s) {
+        return list;
+    }
+    s.trim_matches(|c| c == '[' || c == ']')
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Known roles among `groups`, sorted and deduplicated; other groups are ignored.
+pub fn roles_of(groups: &[String]) -> Vec<Role> {
+    let mut roles: Vec<Role> = groups.iter().filter_map(|g| Role::parse(g)).collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token was presented")]
+    Missing,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// The issuer's keys could not be fetched: not the caller's fault.
+    #[error("the token issuer's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+/// How tokens are checked.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeyMode {
+    /// RS256 against the JWKS at this URL (Cognito: `<issuer>/.well-known/jwks.json`).
+    Rs256 { jwks_url: String },
+    /// HS256 with a shared secret: local use only.
+    Hs256 { secret: Vec<u8> },
+    /// No verification: every caller is a local admin. Local use only, and
+    /// only when asked for explicitly.
+    Disabled,
+}
+
+impl std::fmt::Debug for KeyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyMode::Rs256 { jwks_url } => write!(f, "Rs256({jwks_url})"),
+            KeyMode::Hs256 { .. } => f.write_str("Hs256(..)"),
+            KeyMode::Disabled => f.write_str("Disabled"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub issuer: String,
+    /// Matched against `aud` (ID tokens) or `client_id` (Cognito access tokens).
+    pub audience: String,
+    pub mode: KeyMode,
+}
+
+impl AuthConfig {
+    /// Reads `AUTH_ISSUER`, `AUTH_AUDIENCE`, and one of `AUTH_JWKS_URL`,
+    /// `AUTH_HS256_SECRET` or `AUTH_DISABLED=true`. Without a JWKS URL or a
+    /// secret, the JWKS is the issuer's well-known one (Cognito's layout).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> crate::Result<AuthConfig> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        if get("AUTH_DISABLED").as_deref() == Some("true") {
+            return Ok(AuthConfig {
+                issuer: String::new(),
+                audience: String::new(),
+                mode: KeyMode::Disabled,
+            });
+        }
+        let need = |k: &str| {
+            get(k).ok_or_else(|| crate::Error::Validation(format!("configuration: {k} is not set")))
+        };
+        let issuer = need("AUTH_ISSUER")?;
+        let audience = need("AUTH_AUDIENCE")?;
+        let mode = if let Some(secret) = get("AUTH_HS256_SECRET") {
+            if secret.len() < 32 {
+                return Err(crate::Error::Validation(
+                    "configuration: AUTH_HS256_SECRET must be at least 32 bytes".into(),
+                ));
+            }
+            KeyMode::Hs256 {
+                secret: secret.into_bytes(),
+            }
+        } else {
+            KeyMode::Rs256 {
+                jwks_url: get("AUTH_JWKS_URL").unwrap_or_else(|| {
+                    format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))
+                }),
+            }
+        };
+        Ok(AuthConfig {
+            issuer,
+            audience,
+            mode,
+        })
+    }
+}
+
+/// Where RS256 keys come from. The HTTP fetcher in production; tests may
+/// serve a fixed set.
+#[async_trait]
+pub trait JwksFetcher: Send + Sync {
+    async fn fetch(&self, url: &str) -> Result<JwkSet, String>;
+}
+
+/// Fetches a JWKS over HTTPS with a short timeout.
+pub struct HttpJwks {
+    client: reqwest::Client,
+}
+
+impl HttpJwks {
+    pub fn new() -> HttpJwks {
+        HttpJwks {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Default for HttpJwks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl JwksFetcher for HttpJwks {
+    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        response.json::<JwkSet>().await.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    exp: i64,
+    nbf: Option<i64>,
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    client_id: Option<String>,
+    #[serde(rename = "cognito:username")]
+    username: Option<String>,
+    #[serde(rename = "cognito:groups", default)]
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn contains(&self, want: &str) -> bool {
+        match self {
+            OneOrMany::One(s) => s == want,
+            OneOrMany::Many(v) => v.iter().any(|s| s == want),
+        }
+    }
+}
+
+struct CachedKeys {
+    keys: JwkSet,
+    fetched: Instant,
+}
+
+/// Verifies bearer tokens. Built once per process; the JWKS is fetched on
+/// first use and cached for the life of the process.
+pub struct Verifier {
+    config: AuthConfig,
+    fetcher: Box<dyn JwksFetcher>,
+    keys: RwLock<Option<CachedKeys>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(config: AuthConfig) -> Verifier {
+        Self::with_fetcher(config, Box::new(HttpJwks::new()))
+    }
+
+    pub fn with_fetcher(config: AuthConfig, fetcher: Box<dyn JwksFetcher>) -> Verifier {
+        Verifier {
+            config,
+            fetcher,
+            keys: RwLock::new(None),
+        }
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.config.mode == KeyMode::Disabled
+    }
+
+    /// Verifies `token` and returns who it names. With auth disabled any
+    /// caller, token or not, is a local admin.
+    pub async fn verify(
+        &self,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Identity, AuthError> {
+        if self.is_disabled() {
+            return Ok(Identity {
+                user_id: "local".into(),
+                roles: vec![Role::Admin],
+                expires_at: None,
+            });
+        }
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let (algorithm, key) = match &self.config.mode {
+            KeyMode::Hs256 { secret } => (Algorithm::HS256, DecodingKey::from_secret(secret)),
+            KeyMode::Rs256 { jwks_url } => {
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+                (Algorithm::RS256, self.rs256_key(jwks_url, kid).await?)
+            }
+            KeyMode::Disabled => unreachable!("handled above"),
+        };
+        // The algorithm is ours, never the token's: a token signed any other
+        // way (including `none`) is refused before its signature is looked at.
+        if header.alg != algorithm {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        // Time and audience are checked below: time against `now`, audience
+        // against `aud` or Cognito's `client_id`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .claims;
+        let t = now.timestamp();
+        if claims.exp + LEEWAY_SECONDS <= t {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECONDS > t) {
+            return Err(AuthError::NotYetValid);
+        }
+        let audience_ok = claims
+            .aud
+            .as_ref()
+            .map(|a| a.contains(&self.config.audience))
+            .or_else(|| {
+                claims
+                    .client_id
+                    .as_ref()
+                    .map(|c| c == &self.config.audience)
+            })
+            .unwrap_or(false);
+        if !audience_ok {
+            return Err(AuthError::Invalid(
+                "the token is for another audience".into(),
+            ));
+        }
+        let user_id = claims
+            .username
+            .or(claims.sub)
+            .ok_or_else(|| AuthError::Invalid("the token names no user".into()))?;
+        Ok(Identity {
+            user_id,
+            roles: roles_of(&claims.groups),
+            expires_at: DateTime::from_timestamp(claims.exp, 0),
+        })
+    }
+
+    async fn rs256_key(&self, url: &str, kid: &str) -> Result<DecodingKey, AuthError> {
+        let find = |set: &JwkSet| set.find(kid).map(DecodingKey::from_jwk);
+        {
+            let cached = self.keys.read().await;
+            if let Some(c) = cached.as_ref() {
+                match find(&c.keys) {
+                    Some(key) => return key.map_err(|e| AuthError::Invalid(e.to_string())),
+                    None if c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL => {
+                        return Err(AuthError::Invalid(format!("unknown key id '{kid}'")))
+                    }
+                    None => {}
+                }
+            }
+        }
+        let mut cached = self.keys.write().await;
+        // Another task may have refreshed while we waited for the lock.
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|c| c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL);
+        if !fresh {
+            let keys = self
+                .fetcher
+                .fetch(url)
+                .await
+                .map_err(AuthError::KeysUnavailable)?;
+            *cached = Some(CachedKeys {
+                keys,
+                fetched: Instant::now(),
+            });
+        }
+        let set = &cached.as_ref().expect("set just above").keys;
+        find(set)
+            .ok_or_else(|| AuthError::Invalid(format!("unknown key id '{kid}'")))?
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// The claims of a token minted for local use (`make dev`, tests).
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalClaims {
+    pub sub: String,
+    #[serde(rename = "cognito:username")]
+    pub username: String,
+    #[serde(rename = "cognito:groups")]
+    pub groups: Vec<String>,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+impl LocalClaims {
+    /// A token for `user` with `roles`, valid from `now` for `ttl`.
+    pub fn new(
+        config: &AuthConfig,
+        user: &str,
+        roles: &[Role],
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> LocalClaims {
+        LocalClaims {
+            sub: user.into(),
+            username: user.into(),
+            groups: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        }
+    }
+
+    /// Signs with HS256 and `secret`.
+    pub fn sign_hs256(&self, secret: &[u8]) -> crate::Result<String> {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            self,
+            &EncodingKey::from_secret(secret),
+        )
+        .map_err(|e| crate::Error::Internal(format!("signing a token: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    const SECRET: &[u8] = b"a-local-secret-of-at-least-32-bytes!";
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            issuer: "finops-local".into(),
+            audience: "finops-lambda".into(),
+            mode: KeyMode::Hs256 {
+                secret: SECRET.to_vec(),
+            },
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap()
+    }
+
+    fn token(claims: &LocalClaims) -> String {
+        claims.sign_hs256(SECRET).unwrap()
+    }
+
+    fn claims(roles: &[Role]) -> LocalClaims {
+        LocalClaims::new(&config(), "alice", roles, now(), chrono::Duration::hours(1))
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_names_its_user_and_roles() {
+        let v = Verifier::new(config());
+        let id = v
+            .verify(Some(&token(&claims(&[Role::Approver]))), now())
+            .await
+            .unwrap();
+        assert_eq!(id.user_id, "alice");
+        assert_eq!(id.roles, vec![Role::Approver]);
+        assert!(id.has(Role::Operator) && !id.has(Role::Admin));
+    }
+
+    #[tokio::test]
+    async fn missing_expired_early_foreign_and_tampered_tokens_are_refused() {
+        let v = Verifier::new(config());
+        assert_eq!(v.verify(None, now()).await, Err(AuthError::Missing));
+        let t = token(&claims(&[Role::Viewer]));
+        let later = now() + chrono::Duration::hours(2);
+        assert_eq!(v.verify(Some(&t), later).await, Err(AuthError::Expired));
+        let earlier = now() - chrono::Duration::hours(1);
+        assert_eq!(
+            v.verify(Some(&t), earlier).await,
+            Err(AuthError::NotYetValid)
+        );
+
+        let mut other = claims(&[Role::Viewer]);
+        other.aud = "someone-else".into();
+        assert!(matches!(
+            v.verify(Some(&token(&other)), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+        let mut other = claims(&[Role::Viewer]);
+        other.iss = "evil".into();
+        assert!(matches!(
+            v.verify(Some(&token(&other)), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+
+        let wrong_key = claims(&[Role::Admin])
+            .sign_hs256(b"another-secret-of-at-least-32-bytes!!")
+            .unwrap();
+        assert!(matches!(
+            v.verify(Some(&wrong_key), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_refused() {
+        let v = Verifier::new(config());
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(&[Role::Admin])).unwrap());
+        for t in [format!("{header}.{body}."), format!("{header}.{body}")] {
+            assert!(matches!(
+                v.verify(Some(&t), now()).await,
+                Err(AuthError::Invalid(_))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn disabled_auth_makes_everyone_a_local_admin() {
+        let v = Verifier::new(
+            AuthConfig::from_lookup(|k| (k == "AUTH_DISABLED").then(|| "true".into())).unwrap(),
+        );
+        let id = v.verify(None, now()).await.unwrap();
+        assert!(id.has(Role::Admin));
+    }
+
+    #[test]
+    fn config_derives_the_cognito_jwks_url_and_refuses_short_secrets() {
+        let env = |k: &str| match k {
+            "AUTH_ISSUER" => Some("https://cognito-idp.eu-west-1.amazonaws.com/pool/".to_string()),
+            "AUTH_AUDIENCE" => Some("client".to_string()),
+            _ => None,
+        };
+        let c = AuthConfig::from_lookup(env).unwrap();
+        assert_eq!(
+            c.mode,
+            KeyMode::Rs256 {
+                jwks_url: "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json"
+                    .into()
+            }
+        );
+        let short = |k: &str| match k {
+            "AUTH_HS256_SECRET" => Some("short".to_string()),
+            other => env(other),
+        };
+        assert!(AuthConfig::from_lookup(short).is_err());
+        assert!(AuthConfig::from_lookup(|_| None).is_err());
+    }
+
+    #[test]
+    fn authorizer_claims_accept_every_group_shape() {
+        for groups in [
+            serde_json::json!(["approver", "viewer"]),
+            serde_json::json!("[approver viewer]"),
+            serde_json::json!("approver,viewer"),
+            serde_json::json!("[\"approver\",\"viewer\"]"),
+        ] {
+            let claims =
+                serde_json::json!({"sub": "u1", "cognito:groups": groups, "exp": "1790000000"});
+            let id = Identity::from_authorizer_claims(&claims).unwrap();
+            assert_eq!(id.user_id, "u1");
+            assert_eq!(id.roles, vec![Role::Viewer, Role::Approver]);
+            assert_eq!(id.expires_at, Some(now()));
+        }
+        assert!(Identity::from_authorizer_claims(&serde_json::json!({})).is_none());
+    }
+
+    struct FixedJwks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait]
+    impl JwksFetcher for FixedJwks {
+        async fn fetch(&self, _url: &str) -> Result<JwkSet, String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            serde_json::from_str(include_str!("../tests/fixtures/rs256-test-jwks.json"))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn rs256(claims: &LocalClaims, kid: &str) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let key = EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/rs256-test-key.pem"))
+            .unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rs256_tokens_verify_against_a_jwks_fetched_once() {
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let config = AuthConfig {
+            mode: KeyMode::Rs256 {
+                jwks_url: "http://127.0.0.1:9/jwks.json".into(),
+            },
+            ..config()
+        };
+        let v = Verifier::with_fetcher(config, Box::new(FixedJwks(fetches.clone())));
+        let good = rs256(&claims(&[Role::Admin]), "test-key-1");
+        for _ in 0..3 {
+            let id = v.verify(Some(&good), now()).await.unwrap();
+            assert_eq!(id.roles, vec![Role::Admin]);
+        }
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // An unknown kid right after a fetch does not fetch again.
+        let unknown = rs256(&claims(&[Role::Admin]), "other-key");
+        assert!(matches!(
+            v.verify(Some(&unknown), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // An HS256 token is refused by an RS256 verifier, whatever its key.
+        let hs = token(&claims(&[Role::Admin]));
+        assert!(matches!(
+            v.verify(Some(&hs), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+}
