@@ -207,7 +207,7 @@ fn fleet_value(n: usize, metric: usize, h: usize) -> f64 {
 /// Hours with no point: one per 50th instance, so empty buckets are
 /// checked too.
 fn fleet_gap(n: usize, h: usize) -> bool {
-    n % 50 == 0 && h == n % 336
+    n.is_multiple_of(50) && h == n % 336
 }
 
 #[tokio::test]

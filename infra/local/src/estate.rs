@@ -104,8 +104,10 @@ fn level(metric: &str, p: Profile) -> f64 {
 
 fn inventory(service: Service, id: &str, i: usize, p: Profile) -> Resource {
     let mut r = Resource::new(service, id, "us-east-1");
-    r.tags
-        .insert("env".into(), if i % 3 == 0 { "prod" } else { "dev" }.into());
+    r.tags.insert(
+        "env".into(),
+        if i.is_multiple_of(3) { "prod" } else { "dev" }.into(),
+    );
     r.tags
         .insert("team".into(), ["payments", "search", "data"][i % 3].into());
     match service {

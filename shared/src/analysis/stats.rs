@@ -133,7 +133,7 @@ impl fmt::Display for Statistic {
                     return write!(f, "p{i}");
                 }
                 let mut width = 3;
-                while frac % 10 == 0 {
+                while frac.is_multiple_of(10) {
                     frac /= 10;
                     width -= 1;
                 }

@@ -68,7 +68,7 @@ pub fn query_id(index: usize) -> String {
 /// Whether CloudWatch accepts `period` for a MetricStat: 1, 5, 10 or 30
 /// seconds (high resolution) or a multiple of 60.
 pub fn valid_period(period: u32) -> bool {
-    matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period % 60 == 0)
+    matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period.is_multiple_of(60))
 }
 
 /// `t` aligned down on a multiple of `period_seconds` since the epoch.
@@ -478,7 +478,7 @@ mod tests {
     /// or the size divides the point limit.
     fn realistic_size() -> impl Strategy<Value = u64> {
         let divisors: Vec<u64> = (202..=MAX_DATAPOINTS_PER_CALL)
-            .filter(|d| MAX_DATAPOINTS_PER_CALL % d == 0)
+            .filter(|d| MAX_DATAPOINTS_PER_CALL.is_multiple_of(*d))
             .collect();
         prop_oneof![1u64..=201, proptest::sample::select(divisors)]
     }
