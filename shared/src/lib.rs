@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod approvals;
 pub mod auth;
+pub mod channels;
 pub mod collector;
 pub mod cycle;
 pub mod domain;
