@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod approvals;
 pub mod auth;
 pub mod collector;
+pub mod costs;
 pub mod cycle;
 pub mod domain;
 pub mod dynamo;
