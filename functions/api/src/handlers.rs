@@ -456,8 +456,11 @@ pub async fn upsert_resources(ctx: &Ctx<'_>) -> Res {
     }
     // Pre-states for the audit trail, read before the write.
     let inventory = &ctx.app.inventory;
-    let before: Vec<Option<Resource>> = futures::stream::iter(resources.iter())
-        .map(|r| async move { inventory.get(&r.id).await })
+    // async_trait already boxes each call's future; collecting them first keeps
+    // the stream free of closures over borrowed items (which would not be `Send`
+    // for every lifetime, as the Lambda runtime needs).
+    let lookups: Vec<_> = resources.iter().map(|r| inventory.get(&r.id)).collect();
+    let before: Vec<Option<Resource>> = futures::stream::iter(lookups)
         .buffered(16)
         .collect::<Vec<_>>()
         .await

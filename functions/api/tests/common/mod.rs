@@ -106,16 +106,15 @@ impl Req {
     }
 
     pub fn header(&mut self, k: &str, v: Option<&str>) -> &mut Self {
-        let h = self.event["headers"].as_object_mut().unwrap();
-        let m = self.event["multiValueHeaders"].as_object_mut().unwrap();
-        match v {
-            Some(v) => {
-                h.insert(k.into(), json!(v));
-                m.insert(k.into(), json!([v]));
-            }
-            None => {
-                h.remove(k);
-                m.remove(k);
+        for (field, value) in [("headers", v.map(|v| json!(v))), ("multiValueHeaders", v.map(|v| json!([v])))] {
+            let map = self.event[field].as_object_mut().unwrap();
+            match value {
+                Some(value) => {
+                    map.insert(k.into(), value);
+                }
+                None => {
+                    map.remove(k);
+                }
             }
         }
         self
