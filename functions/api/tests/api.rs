@@ -292,8 +292,22 @@ async fn metrics_ingest_and_query() {
     let points = r.body["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     assert_eq!(points[1]["value"], 4.0);
-    let r = h.call(Role::Viewer, "GET", "/api/metrics/i-0abc", &[("metric", "CPUUtilization"), ("limit", "1")], None).await;
-    assert!(r.body["nextToken"].is_string(), "{r:?}");
+    // Pages with opaque tokens: 25 hourly points, read in pages until the end.
+    let many: Vec<Value> = (0..25).map(|i| json!({"resourceId": "i-paged", "service": "ec2", "metric": "CPUUtilization",
+        "timestamp": (h.now - chrono::Duration::hours(i + 1)).to_rfc3339(), "value": i as f64})).collect();
+    assert_eq!(h.call(Role::Operator, "POST", "/api/metrics", &[], Some(json!({"samples": many}))).await.status, 200);
+    let (mut seen, mut token, mut pages) = (0, None::<String>, 0);
+    loop {
+        let mut q = vec![("metric", "CPUUtilization"), ("limit", "1")];
+        if let Some(t) = &token { q.push(("nextToken", t.as_str())); }
+        let r = h.call(Role::Viewer, "GET", "/api/metrics/i-paged", &q, None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        seen += r.body["points"].as_array().unwrap().len();
+        pages += 1;
+        match r.body["nextToken"].as_str() { Some(t) => token = Some(t.to_string()), None => break }
+    }
+    assert_eq!(seen, 24, "the default range is the last 24 hours");
+    assert!(pages > 1);
     for bad in [vec![], vec![("metric", "CPUUtilization"), ("from", "yesterday")], vec![("metric", "CPUUtilization"), ("from", "2026-11-23T12:00:00Z"), ("to", "2026-11-23T00:00:00Z")], vec![("metric", "CPUUtilization"), ("from", "2026-09-01T00:00:00Z")]] {
         let r = h.call(Role::Viewer, "GET", "/api/metrics/i-0abc", &bad, None).await;
         assert_eq!(r.status, 400, "{bad:?}");
@@ -372,8 +386,8 @@ async fn audit_trail_filters_and_report() {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{r:?}");
     let r = h.call(Role::Viewer, "GET", "/api/audit-trail", &[("action", "approval.requested")], None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
-    let r = h.call(Role::Viewer, "GET", "/api/audit-trail", &[("from", "2026-11-24T00:00:00Z")], None).await;
-    assert!(r.body["items"].as_array().unwrap().is_empty());
+    let r = h.call(Role::Viewer, "GET", "/api/audit-trail", &[("from", "2026-11-24T00:00:00Z"), ("to", "2026-11-25T00:00:00Z")], None).await;
+    assert!(r.body["items"].as_array().unwrap().is_empty(), "{r:?}");
     assert_eq!(h.call(Role::Viewer, "GET", "/api/audit-trail", &[("from", "monday")], None).await.status, 400);
 
     let r = h.call(Role::Viewer, "GET", "/api/audit-trail/report", &[("from", "2026-11-01T00:00:00Z"), ("to", "2026-11-30T00:00:00Z")], None).await;
