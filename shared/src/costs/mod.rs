@@ -650,3 +650,99 @@ mod tests {
         assert_eq!((q.end - q.start).num_days(), 30);
     }
 }
+
+/// How a cost-analysis job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CostJobOutcome {
+    Completed(Box<CostReport>),
+    /// The job had finished already: a duplicate delivery.
+    Duplicate,
+    /// Not retryable (a bad question); the job is marked failed.
+    Failed(String),
+}
+
+/// Runs a `JobKind::CostAnalysis` job: its params are `{start, end,
+/// granularity, groupBy}`. The report becomes the job's result and goes to
+/// `costs` subscribers as `cost.report`. `Err` means "retry this message":
+/// only a retryable failure before the queue's last delivery.
+pub async fn run_cost_job(
+    jobs: &dyn crate::store::JobStore,
+    costs: &Costs<'_>,
+    notifier: &dyn crate::notify::Notifier,
+    job_id: &str,
+    last_delivery: bool,
+    now: DateTime<Utc>,
+) -> Result<CostJobOutcome> {
+    use crate::domain::JobStatus;
+    use crate::notify::Event;
+    use crate::store::JobOutcome;
+    let job = jobs
+        .get(job_id, now)
+        .await?
+        .ok_or_else(|| Error::Validation(format!("job {job_id} does not exist")))?;
+    if job.status.is_finished() {
+        return Ok(CostJobOutcome::Duplicate);
+    }
+    if job.status == JobStatus::Queued {
+        match jobs
+            .transition(job_id, JobStatus::Running, JobOutcome::default(), now)
+            .await
+        {
+            Ok(_) => {}
+            // Another delivery claimed it first.
+            Err(Error::Conflict(_)) => return Ok(CostJobOutcome::Duplicate),
+            Err(e) => return Err(e),
+        }
+    }
+    let fail = |message: String| async move {
+        let outcome = JobOutcome {
+            result: None,
+            error: Some(message.clone()),
+        };
+        if let Err(e) = jobs.transition(job_id, JobStatus::Failed, outcome, now).await {
+            tracing::warn!(job_id, error = %e, "could not mark the cost job failed");
+        }
+        let _ = notifier
+            .publish(&Event::JobFailed {
+                job_id: job_id.to_string(),
+                error: message.clone(),
+            })
+            .await;
+        Ok(CostJobOutcome::Failed(message))
+    };
+    let query = match CostQuery::from_params(&job.params, now) {
+        Ok(q) => q,
+        Err(e) => return fail(e.to_string()).await,
+    };
+    let report = match costs.report(&query, now).await {
+        Ok(r) => r,
+        Err(e) if e.is_retryable() && !last_delivery => return Err(e),
+        Err(e) => return fail(e.to_string()).await,
+    };
+    let value = serde_json::to_value(&report)?;
+    jobs.transition(
+        job_id,
+        JobStatus::Succeeded,
+        JobOutcome {
+            result: Some(value.clone()),
+            error: None,
+        },
+        now,
+    )
+    .await?;
+    for event in [
+        Event::CostReport {
+            job_id: job_id.to_string(),
+            report: value,
+        },
+        Event::JobCompleted {
+            job_id: job_id.to_string(),
+            summary: serde_json::json!({ "total": report.total, "currency": report.currency, "pagesFetched": report.pages_fetched, "cached": report.cached }),
+        },
+    ] {
+        if let Err(e) = notifier.publish(&event).await {
+            tracing::warn!(job_id, error = %e, "cost report not published");
+        }
+    }
+    Ok(CostJobOutcome::Completed(Box::new(report)))
+}
