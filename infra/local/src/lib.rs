@@ -5,6 +5,7 @@
 mod emulator;
 pub mod estate;
 pub mod event_source;
+pub mod rest;
 pub mod seed;
 mod template;
 
