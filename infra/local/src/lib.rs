@@ -3,8 +3,11 @@
 //! crate, so the template stays the one definition of every resource.
 
 mod emulator;
+pub mod demo_estate;
 pub mod estate;
 pub mod event_source;
+pub mod gateway;
+pub mod schedule;
 pub mod seed;
 mod template;
 
