@@ -318,11 +318,16 @@ impl Dev {
     }
 
     /// Stops the loops and the servers; every WebSocket gets its `$disconnect`.
+    /// A batch still being processed is abandoned after a short grace: its
+    /// messages were not deleted, so the queue redelivers them (as after a
+    /// Lambda timeout).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
         self.gateway.shutdown().await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+                t.abort();
+            }
+        }
     }
 }
