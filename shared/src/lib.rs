@@ -6,7 +6,9 @@
 pub mod analysis;
 pub mod approvals;
 pub mod auth;
+pub mod channels;
 pub mod collector;
+pub mod costs;
 pub mod cycle;
 pub mod domain;
 pub mod dynamo;

@@ -11,7 +11,7 @@
 //! Prints, per size: time from publish to the last delivery, deliveries
 //! lost (must be 0), the notifier's calls, and the gateway's peak RSS.
 
-use finops_dev::{Functions, FunctionEnv};
+use finops_dev::{FunctionEnv, Functions, WsFunctions};
 use finops_local::gateway::GatewayConfig;
 use finops_local::{Emulator, LocalStack, Template};
 use futures::{SinkExt, StreamExt};
@@ -60,8 +60,10 @@ fn main() {
 async fn gateway_child() {
     let env = |k: &str| std::env::var(k).ok();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let gateway = Functions::ws_gateway_from_lookup(&env, &aws, GatewayConfig::default())
-        .expect("the WebSocket functions' configuration");
+    let gateway = Arc::new(
+        WsFunctions::from_lookup(&env, &aws).expect("the WebSocket functions' configuration"),
+    )
+    .gateway(GatewayConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let handle = gateway.spawn(listener).expect("the gateway starts");
     println!("READY {}", handle.addr());

@@ -5,8 +5,9 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Duration, Utc};
 use shared::collector::CloudWatchSource;
+use shared::costs::{run_cost_job, CostExplorerSource, CostJobOutcome, Costs, ForecastSource};
 use shared::cycle::{self, CycleConfig, Handled, Ports};
-use shared::domain::JobMessage;
+use shared::domain::{JobKind, JobMessage};
 use shared::dynamo::*;
 use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
@@ -23,6 +24,9 @@ pub struct Config {
     pub inventory_table: String,
     pub recommendations_table: String,
     pub jobs_queue_url: String,
+    pub cost_cache_table: String,
+    /// How long a cost answer is reused (COST_CACHE_TTL_SECONDS, default 3600).
+    pub cost_cache_ttl: Duration,
     pub cycle: CycleConfig,
 }
 
@@ -82,6 +86,8 @@ impl Config {
             inventory_table: need("INVENTORY_TABLE")?,
             recommendations_table: need("RECOMMENDATIONS_TABLE")?,
             jobs_queue_url: need("JOBS_QUEUE_URL")?,
+            cost_cache_table: need("COST_CACHE_TABLE")?,
+            cost_cache_ttl: Duration::seconds(number("COST_CACHE_TTL_SECONDS", 3600)?),
             cycle,
         })
     }
@@ -100,6 +106,8 @@ pub struct Processor {
     pub source: CloudWatchSource,
     pub queue: SqsJobQueue,
     pub notifier: Box<dyn Notifier>,
+    pub cost_explorer: CostExplorerSource,
+    pub cost_cache: DynamoCostCache,
 }
 
 impl Processor {
@@ -127,7 +135,9 @@ impl Processor {
                 tokens.clone(),
             ),
             inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
-            recommendations: DynamoRecommendations::new(ddb, &config.recommendations_table),
+            recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
+            cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
+            cost_explorer: CostExplorerSource::new(aws_sdk_costexplorer::Client::new(aws)),
             source: CloudWatchSource::new(aws_sdk_cloudwatch::Client::new(aws)),
             queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
             notifier,
@@ -176,6 +186,30 @@ pub async fn handle(
             .as_deref()
             .map(serde_json::from_str::<JobMessage>)
         {
+            Some(Ok(message)) if message.kind == JobKind::CostAnalysis => {
+                let costs = Costs {
+                    source: &processor.cost_explorer,
+                    cache: &processor.cost_cache,
+                    ttl: processor.config.cost_cache_ttl,
+                    forecast_source: ForecastSource::Computed,
+                };
+                let last = receive_count >= processor.config.cycle.max_receives;
+                run_cost_job(
+                    &processor.jobs,
+                    &costs,
+                    processor.notifier.as_ref(),
+                    &message.job_id,
+                    last,
+                    now,
+                )
+                .await
+                .map(|o| match o {
+                    CostJobOutcome::Completed(r) => format!("cost report: {:.2} {}", r.total, r.currency),
+                    CostJobOutcome::Duplicate => "duplicate delivery".into(),
+                    CostJobOutcome::Failed(e) => format!("cost job failed: {e}"),
+                })
+                .map_err(|e| e.to_string())
+            }
             Some(Ok(message)) => {
                 let span = tracing::info_span!("job", job_id = %message.job_id, shard = ?message.shard.as_ref().map(|s| s.index));
                 let _enter = span.enter();
@@ -187,6 +221,7 @@ pub async fn handle(
                     now,
                 )
                 .await
+                .map(|h| summary(&h))
                 .map_err(|e| e.to_string())
             }
             Some(Err(e)) => Err(format!("malformed job message: {e}")),
@@ -194,7 +229,7 @@ pub async fn handle(
         };
         match outcome {
             Ok(handled) => {
-                tracing::info!(message_id = %id, outcome = ?summary(&handled), "message handled")
+                tracing::info!(message_id = %id, outcome = %handled, "message handled")
             }
             Err(error) => {
                 tracing::error!(message_id = %id, receive_count, %error, "message failed");

@@ -4,6 +4,7 @@
 //! the AWS emulator. The end-to-end tests start exactly this, on ephemeral
 //! ports, so what they check is what a user runs.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use finops_local::demo_estate::{self, Seeded};
@@ -13,9 +14,10 @@ use finops_local::gateway::{Gateway, GatewayConfig, GatewayHandle};
 use finops_local::LocalStack;
 use shared::auth::{AuthConfig, KeyMode, LocalClaims};
 use shared::domain::Role;
-use shared::dynamo::DynamoJobs;
+use shared::dynamo::{DynamoConnections, DynamoJobs};
 use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
+use shared::store::{ConnectionStore, PageTokenCodec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,6 +96,11 @@ impl FunctionEnv {
         FunctionEnv(env)
     }
 
+    /// The variables resolved locally (without the process environment).
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        self.0.clone()
+    }
+
     pub fn get(&self, key: &str) -> Option<String> {
         self.0
             .get(key)
@@ -107,21 +114,83 @@ pub struct Functions {
     pub processor: processor::Processor,
     pub scheduler_jobs: DynamoJobs,
     pub scheduler_queue: SqsJobQueue,
+    pub api: api::App,
+    pub ws: Arc<WsFunctions>,
+    /// A notifier built as the functions build theirs (tests publish with it).
+    notifier: Box<dyn Notifier>,
+    connections: Arc<dyn ConnectionStore>,
+}
+
+/// The three functions behind the WebSocket API.
+pub struct WsFunctions {
+    pub connect: ws_connect::Deps,
+    pub disconnect: ws_disconnect::Deps,
+    pub message: ws_message::Deps,
+}
+
+impl WsFunctions {
+    pub fn from_lookup(
+        get: &dyn Fn(&str) -> Option<String>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<WsFunctions, String> {
+        let connect = ws_connect::Config::from_lookup(get)
+            .map_err(|e| format!("WsConnectFunction: {e}"))?;
+        let disconnect = ws_disconnect::Config::from_lookup(get)
+            .map_err(|e| format!("WsDisconnectFunction: {e}"))?;
+        let message = ws_message::Config::from_lookup(get)
+            .map_err(|e| format!("WsMessageFunction: {e}"))?;
+        Ok(WsFunctions {
+            connect: ws_connect::Deps::new(&connect, aws),
+            disconnect: ws_disconnect::Deps::new(&disconnect, aws),
+            message: ws_message::Deps::new(&message, aws),
+        })
+    }
+
+    /// The WebSocket API: `$connect`, `$disconnect`, and every action on
+    /// `$default` (route selection `$request.body.action`; ws-message
+    /// dispatches the actions itself).
+    pub fn gateway(self: Arc<Self>, config: GatewayConfig) -> Gateway {
+        let (c, d, m) = (self.clone(), self.clone(), self);
+        Gateway::new(config)
+            .route("$connect", move |e| {
+                let f = c.clone();
+                async move { ws_connect::handle(&f.connect, e, Utc::now()).await }
+            })
+            .route("$disconnect", move |e| {
+                let f = d.clone();
+                async move { ws_disconnect::handle(&f.disconnect, e, Utc::now()).await }
+            })
+            .route("$default", move |e| {
+                let f = m.clone();
+                async move { ws_message::handle(&f.message, e, Utc::now()).await }
+            })
+    }
 }
 
 impl Functions {
-    pub fn build(
-        stack: &LocalStack,
-        extra: &BTreeMap<String, String>,
-        notifier: impl Fn() -> Box<dyn Notifier>,
-    ) -> Result<Functions, String> {
+    /// Builds every function with its environment (see [`FunctionEnv`]).
+    pub fn build(stack: &LocalStack, extra: &BTreeMap<String, String>) -> Result<Functions, String> {
         let aws = &stack.config;
         let env = |id: &str| FunctionEnv::new(stack, id, extra);
+        let connections_env = env("WsConnectFunction");
+        let connections_table = connections_env
+            .get("CONNECTIONS_TABLE")
+            .ok_or("WsConnectFunction has no CONNECTIONS_TABLE")?;
+        let connections: Arc<dyn ConnectionStore> = Arc::new(DynamoConnections::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &connections_table,
+            PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+        ));
+        let notifier_for = |e: &FunctionEnv| {
+            shared::channels::from_env(|k| e.get(k), aws, connections.clone())
+                .map_err(|err| format!("notification channels: {err}"))
+        };
 
         let processor_env = env("ProcessorFunction");
         let processor_config = processor::Config::from_lookup(|k| processor_env.get(k))
             .map_err(|e| format!("ProcessorFunction: {e}"))?;
-        let processor = processor::Processor::new(processor_config, aws, notifier());
+        let processor =
+            processor::Processor::new(processor_config, aws, notifier_for(&processor_env)?);
 
         let scheduler_env = env("SchedulerFunction");
         let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k))
@@ -134,16 +203,63 @@ impl Functions {
             aws_sdk_sqs::Client::new(aws),
             &scheduler_config.jobs_queue_url,
         );
+
+        let api_env = env("ApiFunction");
+        let api_config =
+            api::Config::from_lookup(|k| api_env.get(k)).map_err(|e| format!("ApiFunction: {e}"))?;
+        let api = api::App::new(api_config, aws, notifier_for(&api_env)?);
+
+        let mut ws_env = env("WsConnectFunction").0;
+        ws_env.extend(env("WsDisconnectFunction").0);
+        ws_env.extend(env("WsMessageFunction").0);
+        let ws_env = FunctionEnv(ws_env);
+        let ws = Arc::new(WsFunctions::from_lookup(&|k| ws_env.get(k), aws)?);
+
         Ok(Functions {
             processor,
             scheduler_jobs,
             scheduler_queue,
+            api,
+            ws,
+            notifier: notifier_for(&processor_env)?,
+            connections,
         })
     }
 
-    /// The WebSocket API with its routes.
-    pub fn gateway(self: &Arc<Self>, config: GatewayConfig) -> Gateway {
-        Gateway::new(config)
+    /// A notifier configured as the processor's.
+    pub fn notifier(&self) -> &dyn Notifier {
+        self.notifier.as_ref()
+    }
+
+    /// The connections store the WebSocket functions use.
+    pub fn connections(&self) -> Arc<dyn ConnectionStore> {
+        self.connections.clone()
+    }
+
+    pub async fn ws_connect(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_connect::handle(&self.ws.connect, event, Utc::now()).await
+    }
+
+    pub async fn ws_disconnect(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_disconnect::handle(&self.ws.disconnect, event, Utc::now()).await
+    }
+
+    pub async fn ws_message(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_message::handle(&self.ws.message, event, Utc::now()).await
+    }
+
+    /// The WebSocket API with the real functions on its routes.
+    pub fn gateway(&self, config: GatewayConfig) -> Gateway {
+        self.ws.clone().gateway(config)
     }
 
     /// One scheduled event, as EventBridge delivers it to the scheduler.
@@ -163,6 +279,17 @@ impl Functions {
             ),
             Err(e) => tracing::error!(error = %e, "schedule: the scheduler failed"),
         }
+    }
+}
+
+/// The local HS256 token configuration for `secret`.
+pub fn local_auth(secret: &str) -> AuthConfig {
+    AuthConfig {
+        issuer: LOCAL_ISSUER.into(),
+        audience: LOCAL_AUDIENCE.into(),
+        mode: KeyMode::Hs256 {
+            secret: secret.as_bytes().to_vec(),
+        },
     }
 }
 
@@ -223,13 +350,7 @@ impl Dev {
         let ws_addr = ws_listener.local_addr().map_err(|e| e.to_string())?;
         let rest_addr = rest_listener.local_addr().map_err(|e| e.to_string())?;
 
-        let auth = AuthConfig {
-            issuer: LOCAL_ISSUER.into(),
-            audience: LOCAL_AUDIENCE.into(),
-            mode: KeyMode::Hs256 {
-                secret: settings.auth_secret.clone().into_bytes(),
-            },
-        };
+        let auth = local_auth(&settings.auth_secret);
         let extra: BTreeMap<String, String> = [
             ("AUTH_ISSUER", LOCAL_ISSUER.to_string()),
             ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_string()),
@@ -239,9 +360,7 @@ impl Dev {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let functions = Arc::new(Functions::build(&stack, &extra, || {
-            Box::new(shared::notify::LogNotifier)
-        })?);
+        let functions = Arc::new(Functions::build(&stack, &extra)?);
 
         let gateway = routes(functions.gateway(settings.gateway.clone()), &functions)
             .spawn(ws_listener)

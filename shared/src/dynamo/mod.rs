@@ -8,7 +8,9 @@
 
 mod approvals;
 mod audit;
+mod connection_stats;
 mod connections;
+mod cost_cache;
 mod cycles;
 mod inventory;
 mod jobs;
@@ -18,7 +20,9 @@ mod thresholds;
 
 pub use approvals::DynamoApprovals;
 pub use audit::DynamoAudit;
+pub use connection_stats::{ConnectionStats, ConnectionStatsSource, DynamoConnectionStats};
 pub use connections::DynamoConnections;
+pub use cost_cache::DynamoCostCache;
 pub use cycles::DynamoCycles;
 pub use inventory::DynamoInventory;
 pub use jobs::DynamoJobs;

@@ -1,0 +1,126 @@
+//! Costs and the forecast against the emulator's Cost Explorer, which
+//! answers with what is injected. The injected answers are a queue shared by
+//! the whole emulator, so this test has an emulator of its own.
+
+mod common;
+
+use chrono::{Datelike, Duration, NaiveDate};
+use common::*;
+use finops_local::LocalStack;
+use serde_json::{json, Value};
+use shared::domain::Role;
+
+fn daily(start: NaiveDate, amounts: &[f64]) -> Vec<Value> {
+    amounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let d = start + Duration::days(i as i64);
+            json!({
+                "TimePeriod": {"Start": d.to_string(), "End": (d + Duration::days(1)).to_string()},
+                "Total": {"UnblendedCost": {"Amount": format!("{a:.4}"), "Unit": "USD"}},
+                "Groups": [], "Estimated": false
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn costs_pages_cache_and_forecast() {
+    let (_emulator, stack) = LocalStack::with_own_emulator().await;
+    let h = harness_on(stack).await;
+
+    // Page 1 and 2 of a grouped monthly question, then 91 days of daily history.
+    let grouped = |start: &str, end: &str, groups: Value| json!({
+        "TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": groups, "Estimated": false
+    });
+    let page1 = json!({
+        "ResultsByTime": [grouped("2026-09-01", "2026-10-01", json!([
+            {"Keys": ["Amazon Elastic Compute Cloud - Compute"], "Metrics": {"UnblendedCost": {"Amount": "1200.50", "Unit": "USD"}}},
+            {"Keys": ["Amazon Relational Database Service"], "Metrics": {"UnblendedCost": {"Amount": "300.25", "Unit": "USD"}}}
+        ]))],
+        "NextPageToken": "page-2", "DimensionValueAttributes": []
+    });
+    let page2 = json!({
+        "ResultsByTime": [
+            grouped("2026-09-01", "2026-10-01", json!([
+                {"Keys": ["AWS Lambda"], "Metrics": {"UnblendedCost": {"Amount": "10.00", "Unit": "USD"}}}
+            ])),
+            grouped("2026-10-01", "2026-11-01", json!([
+                {"Keys": ["Amazon Elastic Compute Cloud - Compute"], "Metrics": {"UnblendedCost": {"Amount": "1250.00", "Unit": "USD"}}}
+            ]))
+        ],
+        "DimensionValueAttributes": []
+    });
+    let start = h.now.date_naive() - Duration::days(91);
+    let weekly = [1.1, 1.15, 1.15, 1.1, 1.0, 0.75, 0.75];
+    let amounts: Vec<f64> = (0..91)
+        .map(|i| {
+            let d = start + Duration::days(i);
+            (100.0 + 0.5 * i as f64) * weekly[d.weekday().num_days_from_monday() as usize]
+        })
+        .collect();
+    let history = json!({"ResultsByTime": daily(start, &amounts), "DimensionValueAttributes": []});
+    h.stack
+        .inject_costs(&json!({"results": [page1, page2, history]}))
+        .await
+        .unwrap();
+
+    let mut req = Req::from_event("get-costs.json");
+    req.token(Some(&h.as_role(Role::Viewer)))
+        .query(&[("start", "2026-09-01"), ("end", "2026-11-01"), ("granularity", "MONTHLY"), ("groupBy", "service")]);
+    let r = h.send(&req).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["pagesFetched"], 2);
+    assert_eq!(r.body["cached"], false);
+    assert_eq!(r.body["periods"].as_array().unwrap().len(), 2);
+    assert!((r.body["total"].as_f64().unwrap() - 2760.75).abs() < 1e-6, "{r:?}");
+    assert!((r.body["periods"][0]["total"].as_f64().unwrap() - 1510.75).abs() < 1e-6);
+    assert_eq!(r.body["byGroup"][0]["key"], "Amazon Elastic Compute Cloud - Compute");
+    assert_eq!(h.app.cost_explorer.calls(), 2);
+
+    // The same question, spelled differently: from the cache, no Cost Explorer call.
+    let r = h.call(Role::Viewer, "GET", "/api/costs", &[("start", "2026-09-01"), ("end", "2026-11-01"), ("granularity", "monthly"), ("groupBy", "SERVICE")], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!((r.body["cached"].as_bool(), r.body["pagesFetched"].as_u64()), (Some(true), Some(0)));
+    assert!((r.body["total"].as_f64().unwrap() - 2760.75).abs() < 1e-6);
+    assert_eq!(h.app.cost_explorer.calls(), 2);
+
+    for bad in [
+        vec![("granularity", "HOURLY")],
+        vec![("start", "2026-11-01"), ("end", "2026-10-01")],
+        vec![("groupBy", "region")],
+        vec![("start", "01/10/2026")],
+        vec![("end", "2027-01-01")],
+    ] {
+        let r = h.call(Role::Viewer, "GET", "/api/costs", &bad, None).await;
+        assert_eq!(r.status, 400, "{bad:?}: {r:?}");
+    }
+    assert_eq!(h.app.cost_explorer.calls(), 2, "bad questions never reach Cost Explorer");
+
+    // The computed forecast, from the injected daily history.
+    let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", "14")], None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["source"], "computed");
+    assert_eq!(r.body["historyDays"], 91);
+    let days = r.body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 14);
+    assert_eq!(days[0]["date"], h.now.date_naive().to_string());
+    // Noiseless history: the forecast continues the trend and the weekly shape.
+    for (k, d) in days.iter().enumerate() {
+        let date = h.now.date_naive() + Duration::days(k as i64);
+        let expect = (100.0 + 0.5 * (91 + k) as f64) * weekly[date.weekday().num_days_from_monday() as usize];
+        let got = d["mean"].as_f64().unwrap();
+        assert!((got - expect).abs() / expect < 0.01, "day {k}: {got} vs {expect}");
+        assert!(d["lower"].as_f64().unwrap() <= got && got <= d["upper"].as_f64().unwrap());
+    }
+    assert_eq!(h.app.cost_explorer.calls(), 3);
+    // The history question is cached too.
+    let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", "7")], None).await;
+    assert_eq!(r.body["cached"], true);
+    assert_eq!(h.app.cost_explorer.calls(), 3);
+    for bad in ["0", "91", "x"] {
+        let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", bad)], None).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}

@@ -1,0 +1,21 @@
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{service_fn, LambdaEvent};
+use ws_connect::{handle, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps::from_env(&aws)?;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let deps = &deps;
+            async move {
+                Ok::<_, lambda_runtime::Error>(
+                    handle(deps, event.payload, chrono::Utc::now()).await,
+                )
+            }
+        },
+    ))
+    .await
+}
