@@ -356,6 +356,14 @@ impl Dev {
             ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_string()),
             ("AUTH_HS256_SECRET", settings.auth_secret.clone()),
             ("WEBSOCKET_ENDPOINT", format!("http://{ws_addr}")),
+            // The api's listing-token key: stable for this run (or as set).
+            (
+                "PAGE_TOKEN_SECRET",
+                std::env::var("PAGE_TOKEN_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(random_secret),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
