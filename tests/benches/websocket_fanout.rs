@@ -24,7 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+/// Connections per round; `FANOUT_SIZES=100,500` overrides (ascending).
 const SIZES: [usize; 2] = [1_000, 10_000];
+
+fn sizes() -> Vec<usize> {
+    std::env::var("FANOUT_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect::<Vec<usize>>())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| SIZES.to_vec())
+}
 /// Connections opened at once while setting up (the emulator is the bottleneck).
 const CONNECT_CONCURRENCY: usize = 64;
 /// The whole benchmark gives up after this.
@@ -42,7 +51,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    match runtime.block_on(tokio::time::timeout(BUDGET, bench())) {
+    match runtime.block_on(async { tokio::time::timeout(BUDGET, bench()).await }) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             eprintln!("websocket fan-out benchmark failed: {e}");
@@ -111,7 +120,8 @@ struct Receivers {
 }
 
 async fn bench() -> Result<(), String> {
-    let largest = *SIZES.iter().max().unwrap_or(&0);
+    let sizes = sizes();
+    let largest = *sizes.iter().max().unwrap_or(&0);
     let limit = raise_nofile(largest as u64 + 2_000);
     if limit < largest as u64 + 200 {
         return Err(format!(
@@ -130,6 +140,7 @@ async fn bench() -> Result<(), String> {
         ("AUTH_ISSUER", finops_dev::LOCAL_ISSUER.to_string()),
         ("AUTH_AUDIENCE", finops_dev::LOCAL_AUDIENCE.to_string()),
         ("AUTH_HS256_SECRET", secret.clone()),
+        ("PAGE_TOKEN_SECRET", finops_dev::random_secret()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -173,7 +184,7 @@ async fn bench() -> Result<(), String> {
     });
     let round = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
-    for &size in &SIZES {
+    for &size in &sizes {
         let setup = Instant::now();
         let token = shared::auth::LocalClaims::new(
             &config,
@@ -205,7 +216,7 @@ async fn bench() -> Result<(), String> {
             job_id: format!("bench-{r}"),
             stage: "fanout".into(),
             done: r as u64,
-            total: SIZES.len() as u64,
+            total: sizes.len() as u64,
             percent: 0.0,
         };
         let started = Instant::now();
