@@ -481,6 +481,31 @@ def install_dynamodb_transaction_patch() -> None:
 
     Backend.transact_write_items = transact_write_items
 
+    # A Query on the table's own key reads one partition in DynamoDB; moto
+    # sorts and walks every item of the table for it (measured: 60 ms per
+    # query at 2,000 items, linear). Walk only the partition asked for;
+    # queries on an index keep moto's path.
+    orig_query = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return orig_query(self, hash_key, *args, **kwargs)
+        bucket = self.items.get(hash_key)
+        if bucket is None:
+            partition: list = []
+        elif self.range_key_attr is not None:
+            partition = list(bucket.values())
+        else:
+            partition = [bucket]
+        self.all_items = lambda: partition
+        try:
+            return orig_query(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query
+
 
 def install_cloudwatch_patch() -> None:
     """Monkey-patch moto's CloudWatch backend and GetMetricData handler."""

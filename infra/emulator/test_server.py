@@ -482,6 +482,19 @@ def test_transactions_commit_and_roll_back_like_moto(mode, request):
     ])
     assert ddb.get_item(TableName=name, Key=key)["Item"]["v"] == {"N": "3"}
     assert "Item" in ddb.get_item(TableName=name, Key={"pk": {"S": "b"}, "sk": {"S": "1"}})
+    # A Query on the key reads its partition only, in range-key order.
+    for sk in ["3", "2", "0"]:
+        ddb.put_item(TableName=name, Item={"pk": {"S": "a"}, "sk": {"S": sk}})
+    out = ddb.query(TableName=name, KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "a"}}, ScanIndexForward=False, Limit=3)
+    assert [i["sk"]["S"] for i in out["Items"]] == ["3", "2", "1"]
+    assert out["LastEvaluatedKey"] == {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    out = ddb.query(TableName=name, KeyConditionExpression="pk = :p AND sk > :s",
+                    ExpressionAttributeValues={":p": {"S": "a"}, ":s": {"S": "0"}},
+                    ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"S": "1"}})
+    assert [i["sk"]["S"] for i in out["Items"]] == ["2", "3"]
+    assert ddb.query(TableName=name, KeyConditionExpression="pk = :p",
+                     ExpressionAttributeValues={":p": {"S": "nobody"}})["Items"] == []
 
 
 def test_transaction_cost_does_not_grow_with_the_table(patched):
