@@ -30,7 +30,11 @@ const SIZES: [usize; 2] = [1_000, 10_000];
 fn sizes() -> Vec<usize> {
     std::env::var("FANOUT_SIZES")
         .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect::<Vec<usize>>())
+        .map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| SIZES.to_vec())
 }
@@ -58,7 +62,10 @@ fn main() {
             std::process::exit(1);
         }
         Err(_) => {
-            eprintln!("websocket fan-out benchmark: over its {} s budget", BUDGET.as_secs());
+            eprintln!(
+                "websocket fan-out benchmark: over its {} s budget",
+                BUDGET.as_secs()
+            );
             std::process::exit(1);
         }
     }
@@ -73,7 +80,9 @@ async fn gateway_child() {
         WsFunctions::from_lookup(&env, &aws).expect("the WebSocket functions' configuration"),
     )
     .gateway(GatewayConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
     let handle = gateway.spawn(listener).expect("the gateway starts");
     println!("READY {}", handle.addr());
     // Runs until the parent closes our stdin (or dies).

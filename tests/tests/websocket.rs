@@ -85,20 +85,32 @@ async fn next_frame(client: &mut Client) -> Value {
 /// Nothing arrives within `wait`.
 async fn silent(client: &mut Client, wait: Duration) -> Option<Value> {
     match tokio::time::timeout(wait, client.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => Some(serde_json::from_str(&t).unwrap_or(json!(t.to_string()))),
+        Ok(Some(Ok(Message::Text(t)))) => {
+            Some(serde_json::from_str(&t).unwrap_or(json!(t.to_string())))
+        }
         _ => None,
     }
 }
 
 async fn subscribe(client: &mut Client, topics: &[&str]) {
-    send(client, json!({"action": "subscribe", "topics": topics, "requestId": "sub"})).await;
+    send(
+        client,
+        json!({"action": "subscribe", "topics": topics, "requestId": "sub"}),
+    )
+    .await;
     let ack = next_frame(client).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(ack["requestId"], "sub");
 }
 
 fn alg_none(dev: &Dev) -> String {
-    let claims = LocalClaims::new(&dev.auth, "mallory", &[Role::Admin], chrono::Utc::now(), chrono::Duration::hours(1));
+    let claims = LocalClaims::new(
+        &dev.auth,
+        "mallory",
+        &[Role::Admin],
+        chrono::Utc::now(),
+        chrono::Duration::hours(1),
+    );
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
     format!("{header}.{body}.")
@@ -129,16 +141,40 @@ async fn only_a_valid_token_connects() {
         valid.as_str()
     );
 
-    let expired = LocalClaims::new(&dev.auth, "alice", &[Role::Viewer], now - chrono::Duration::hours(3), chrono::Duration::hours(1))
-        .sign_hs256(dev.auth_secret.as_bytes())
-        .unwrap();
-    let forged = LocalClaims::new(&dev.auth, "alice", &[Role::Admin], now, chrono::Duration::hours(1))
-        .sign_hs256(b"not-the-secret-not-the-secret-not-the-secret")
-        .unwrap();
+    let expired = LocalClaims::new(
+        &dev.auth,
+        "alice",
+        &[Role::Viewer],
+        now - chrono::Duration::hours(3),
+        chrono::Duration::hours(1),
+    )
+    .sign_hs256(dev.auth_secret.as_bytes())
+    .unwrap();
+    let forged = LocalClaims::new(
+        &dev.auth,
+        "alice",
+        &[Role::Admin],
+        now,
+        chrono::Duration::hours(1),
+    )
+    .sign_hs256(b"not-the-secret-not-the-secret-not-the-secret")
+    .unwrap();
     assert_eq!(refused(&dev, "").await, 401, "no token");
-    assert_eq!(refused(&dev, &format!("?token={expired}")).await, 401, "expired");
-    assert_eq!(refused(&dev, &format!("?token={forged}")).await, 401, "wrong signature");
-    assert_eq!(refused(&dev, &format!("?token={}", alg_none(&dev))).await, 401, "alg none");
+    assert_eq!(
+        refused(&dev, &format!("?token={expired}")).await,
+        401,
+        "expired"
+    );
+    assert_eq!(
+        refused(&dev, &format!("?token={forged}")).await,
+        401,
+        "wrong signature"
+    );
+    assert_eq!(
+        refused(&dev, &format!("?token={}", alg_none(&dev))).await,
+        401,
+        "alg none"
+    );
     assert_eq!(dev.gateway.open_connections(), 2);
     dev.shutdown().await;
 }
@@ -152,11 +188,18 @@ async fn run_cycle_acks_then_streams_progress_in_order_then_completes() {
 
     let mut client = connect(&dev, &token(&dev, "olivia", Role::Operator)).await;
     subscribe(&mut client, &["jobs"]).await;
-    send(&mut client, json!({"action": "runCycle", "requestId": "run-1"})).await;
+    send(
+        &mut client,
+        json!({"action": "runCycle", "requestId": "run-1"}),
+    )
+    .await;
     let ack = next_frame(&mut client).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(ack["requestId"], "run-1");
-    let job_id = ack["jobId"].as_str().expect("the ack names the job").to_string();
+    let job_id = ack["jobId"]
+        .as_str()
+        .expect("the ack names the job")
+        .to_string();
 
     let mut progress = Vec::new();
     let completed = loop {
@@ -171,18 +214,26 @@ async fn run_cycle_acks_then_streams_progress_in_order_then_completes() {
         }
     };
     assert!(!progress.is_empty(), "progress came before completion");
-    let percents: Vec<f64> = progress.iter().map(|f| f["percent"].as_f64().unwrap()).collect();
+    let percents: Vec<f64> = progress
+        .iter()
+        .map(|f| f["percent"].as_f64().unwrap())
+        .collect();
     assert!(
         percents.windows(2).all(|w| w[0] <= w[1]),
         "progress is in order: {percents:?}"
     );
     for f in &progress {
-        assert!(f["done"].as_u64().unwrap() <= f["total"].as_u64().unwrap(), "{f}");
+        assert!(
+            f["done"].as_u64().unwrap() <= f["total"].as_u64().unwrap(),
+            "{f}"
+        );
         assert!(f["stage"].as_str().is_some_and(|s| !s.is_empty()));
     }
     assert!(completed["summary"].is_object(), "{completed}");
     // Nothing about this job after its completion.
-    assert!(silent(&mut client, Duration::from_millis(500)).await.is_none());
+    assert!(silent(&mut client, Duration::from_millis(500))
+        .await
+        .is_none());
     dev.shutdown().await;
 }
 
@@ -208,7 +259,11 @@ async fn approval_events_reach_approvals_and_that_resources_subscribers_only() {
     let mut operator = connect(&dev, &token(&dev, "olivia", Role::Operator)).await;
     subscribe(&mut operator, &["jobs"]).await;
 
-    send(&mut operator, json!({"action": "runCycle", "requestId": "r"})).await;
+    send(
+        &mut operator,
+        json!({"action": "runCycle", "requestId": "r"}),
+    )
+    .await;
     assert_eq!(next_frame(&mut operator).await["type"], "ack");
     loop {
         let f = tokio::time::timeout(Duration::from_secs(180), next_frame(&mut operator))
@@ -227,7 +282,12 @@ async fn approval_events_reach_approvals_and_that_resources_subscribers_only() {
     let mut opened: Vec<String> = Vec::new();
     while let Some(f) = silent(&mut approvals, Duration::from_secs(2)).await {
         assert_eq!(f["type"], "approval_request_created", "{f}");
-        opened.push(f["request"]["recommendation"]["resourceId"].as_str().unwrap().to_string());
+        opened.push(
+            f["request"]["recommendation"]["resourceId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert!(!opened.is_empty(), "the cycle opened approval requests");
     // ... and each resource's subscriber got exactly its own.
@@ -235,12 +295,19 @@ async fn approval_events_reach_approvals_and_that_resources_subscribers_only() {
         let mut got = Vec::new();
         while let Some(f) = silent(client, Duration::from_millis(300)).await {
             assert_eq!(f["type"], "approval_request_created", "{f}");
-            got.push(f["request"]["recommendation"]["resourceId"].as_str().unwrap().to_string());
+            got.push(
+                f["request"]["recommendation"]["resourceId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
         let expected: Vec<String> = opened.iter().filter(|r| *r == id).cloned().collect();
         assert_eq!(got, expected, "resource:{id}");
     }
-    assert!(silent(&mut bystander, Duration::from_millis(300)).await.is_none());
+    assert!(silent(&mut bystander, Duration::from_millis(300))
+        .await
+        .is_none());
     dev.shutdown().await;
 }
 
@@ -251,30 +318,40 @@ async fn a_vanished_client_is_pruned_at_the_next_publish_and_the_others_still_re
     let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
     let lose: Arc<Mutex<HashSet<String>>> = Arc::default();
     let (acc, lost) = (accepted.clone(), lose.clone());
-    let dev = Dev::start(stack().await, Settings::ephemeral(Seed::None), move |g: Gateway, f: &Arc<Functions>| {
-        let (connect, disconnect) = (f.clone(), f.clone());
-        g.route("$connect", move |e: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest| {
-            let (f, acc) = (connect.clone(), acc.clone());
-            async move {
-                let id = e.request_context.connection_id.clone().unwrap_or_default();
-                let r = f.ws_connect(e).await;
-                if r.status_code == 200 {
-                    acc.lock().unwrap().push(id);
-                }
-                r
-            }
-        })
-        .route("$disconnect", move |e: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest| {
-            let (f, lost) = (disconnect.clone(), lost.clone());
-            async move {
-                let id = e.request_context.connection_id.clone().unwrap_or_default();
-                if lost.lock().unwrap().contains(&id) {
-                    return aws_lambda_events::apigw::ApiGatewayProxyResponse::default();
-                }
-                f.ws_disconnect(e).await
-            }
-        })
-    })
+    let dev = Dev::start(
+        stack().await,
+        Settings::ephemeral(Seed::None),
+        move |g: Gateway, f: &Arc<Functions>| {
+            let (connect, disconnect) = (f.clone(), f.clone());
+            g.route(
+                "$connect",
+                move |e: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest| {
+                    let (f, acc) = (connect.clone(), acc.clone());
+                    async move {
+                        let id = e.request_context.connection_id.clone().unwrap_or_default();
+                        let r = f.ws_connect(e).await;
+                        if r.status_code == 200 {
+                            acc.lock().unwrap().push(id);
+                        }
+                        r
+                    }
+                },
+            )
+            .route(
+                "$disconnect",
+                move |e: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest| {
+                    let (f, lost) = (disconnect.clone(), lost.clone());
+                    async move {
+                        let id = e.request_context.connection_id.clone().unwrap_or_default();
+                        if lost.lock().unwrap().contains(&id) {
+                            return aws_lambda_events::apigw::ApiGatewayProxyResponse::default();
+                        }
+                        f.ws_disconnect(e).await
+                    }
+                },
+            )
+        },
+    )
     .await
     .expect("the local stack starts");
 
@@ -291,7 +368,10 @@ async fn a_vanished_client_is_pruned_at_the_next_publish_and_the_others_still_re
     drop(vanishing);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while dev.gateway.open_connections() > 1 {
-        assert!(std::time::Instant::now() < deadline, "the gateway noticed the client left");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway noticed the client left"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let topic = shared::domain::Topic::Jobs;
@@ -320,7 +400,10 @@ async fn a_vanished_client_is_pruned_at_the_next_publish_and_the_others_still_re
     assert_eq!(got["type"], "job.failed");
     assert_eq!(got["jobId"], "job-e2e");
     let left = subscribers(&dev).await;
-    assert!(!left.contains(&vanished_id), "410 pruned the vanished connection");
+    assert!(
+        !left.contains(&vanished_id),
+        "410 pruned the vanished connection"
+    );
     assert_eq!(left.len(), 1, "and only it: {left:?}");
     dev.shutdown().await;
 }
@@ -334,11 +417,16 @@ async fn send_fragmented(client: &mut Client, message: Message) {
         Message::Binary(b) => (Data::Binary, b.to_vec()),
         other => return client.send(other).await.expect("still open"),
     };
-    let chunks: Vec<&[u8]> = payload.chunks(finops_local::gateway::MAX_FRAME_BYTES).collect();
+    let chunks: Vec<&[u8]> = payload
+        .chunks(finops_local::gateway::MAX_FRAME_BYTES)
+        .collect();
     for (i, chunk) in chunks.iter().enumerate() {
         let opcode = if i == 0 { kind } else { Data::Continue };
         let frame = Frame::message(chunk.to_vec(), OpCode::Data(opcode), i + 1 == chunks.len());
-        client.feed(Message::Frame(frame)).await.expect("still open");
+        client
+            .feed(Message::Frame(frame))
+            .await
+            .expect("still open");
     }
     client.flush().await.expect("still open");
 }
@@ -358,7 +446,10 @@ async fn malformed_frames_get_error_frames_and_the_connection_stays_open() {
         Message::text(r#"{"action":"runCycle","requestId":"m6"}"#),
         // 100 KB, through the gateway in 32 KB frames (as API Gateway
         // requires): it reaches ws-message, which refuses the unknown field.
-        Message::text(format!(r#"{{"action":"ping","pad":"{}"}}"#, "x".repeat(100 * 1024))),
+        Message::text(format!(
+            r#"{{"action":"ping","pad":"{}"}}"#,
+            "x".repeat(100 * 1024)
+        )),
         Message::binary(vec![0xff, 0x00, 0x13]),
     ];
     let n = cases.len();
@@ -367,16 +458,28 @@ async fn malformed_frames_get_error_frames_and_the_connection_stays_open() {
         send_fragmented(&mut client, frame).await;
         let reply = next_frame(&mut client).await;
         assert_eq!(reply["type"], "error", "case {i} {shown}: {reply}");
-        assert!(reply["code"].as_str().is_some_and(|c| !c.is_empty()), "{reply}");
-        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
-        if let Some(id) = ["", "", "", "m2", "m3", "m4", "m5", "m6", "", ""].get(i).filter(|s| !s.is_empty()) {
+        assert!(
+            reply["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "{reply}"
+        );
+        assert!(
+            reply["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{reply}"
+        );
+        if let Some(id) = ["", "", "", "m2", "m3", "m4", "m5", "m6", "", ""]
+            .get(i)
+            .filter(|s| !s.is_empty())
+        {
             assert_eq!(reply["requestId"], *id, "case {i}: {reply}");
         }
     }
     // A viewer may not run a cycle: that was an error too, and nothing was queued.
     send(&mut client, json!({"action": "ping", "requestId": "after"})).await;
     let pong = next_frame(&mut client).await;
-    assert_eq!(pong["type"], "pong", "after {n} malformed frames the connection works");
+    assert_eq!(
+        pong["type"], "pong",
+        "after {n} malformed frames the connection works"
+    );
     assert_eq!(pong["requestId"], "after");
     assert_eq!(dev.gateway.open_connections(), 1);
     dev.shutdown().await;

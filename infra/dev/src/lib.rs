@@ -102,10 +102,7 @@ impl FunctionEnv {
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
-        self.0
-            .get(key)
-            .cloned()
-            .or_else(|| std::env::var(key).ok())
+        self.0.get(key).cloned().or_else(|| std::env::var(key).ok())
     }
 }
 
@@ -133,12 +130,12 @@ impl WsFunctions {
         get: &dyn Fn(&str) -> Option<String>,
         aws: &aws_config::SdkConfig,
     ) -> Result<WsFunctions, String> {
-        let connect = ws_connect::Config::from_lookup(get)
-            .map_err(|e| format!("WsConnectFunction: {e}"))?;
+        let connect =
+            ws_connect::Config::from_lookup(get).map_err(|e| format!("WsConnectFunction: {e}"))?;
         let disconnect = ws_disconnect::Config::from_lookup(get)
             .map_err(|e| format!("WsDisconnectFunction: {e}"))?;
-        let message = ws_message::Config::from_lookup(get)
-            .map_err(|e| format!("WsMessageFunction: {e}"))?;
+        let message =
+            ws_message::Config::from_lookup(get).map_err(|e| format!("WsMessageFunction: {e}"))?;
         Ok(WsFunctions {
             connect: ws_connect::Deps::new(&connect, aws),
             disconnect: ws_disconnect::Deps::new(&disconnect, aws),
@@ -169,7 +166,10 @@ impl WsFunctions {
 
 impl Functions {
     /// Builds every function with its environment (see [`FunctionEnv`]).
-    pub fn build(stack: &LocalStack, extra: &BTreeMap<String, String>) -> Result<Functions, String> {
+    pub fn build(
+        stack: &LocalStack,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Functions, String> {
         let aws = &stack.config;
         let env = |id: &str| FunctionEnv::new(stack, id, extra);
         let connections_env = env("WsConnectFunction");
@@ -205,8 +205,8 @@ impl Functions {
         );
 
         let api_env = env("ApiFunction");
-        let api_config =
-            api::Config::from_lookup(|k| api_env.get(k)).map_err(|e| format!("ApiFunction: {e}"))?;
+        let api_config = api::Config::from_lookup(|k| api_env.get(k))
+            .map_err(|e| format!("ApiFunction: {e}"))?;
         let api = api::App::new(api_config, aws, notifier_for(&api_env)?);
 
         let mut ws_env = env("WsConnectFunction").0;
@@ -452,7 +452,10 @@ impl Dev {
         let _ = self.stop.send(true);
         self.gateway.shutdown().await;
         for mut t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
                 t.abort();
             }
         }

@@ -57,9 +57,8 @@ async fn run() -> Result<(), String> {
     let every = finops_local::schedule::parse_rate(&expression)?;
 
     println!("Starting the AWS emulator on 127.0.0.1:{emulator_port} ...");
-    let emulator = Emulator::start_on(emulator_port).map_err(|e| {
-        format!("{e} (is port {emulator_port} in use? set FINOPS_EMULATOR_PORT)")
-    })?;
+    let emulator = Emulator::start_on(emulator_port)
+        .map_err(|e| format!("{e} (is port {emulator_port} in use? set FINOPS_EMULATOR_PORT)"))?;
     // The functions find AWS the standard way, as they would in Lambda.
     std::env::set_var("AWS_ENDPOINT_URL", &emulator.endpoint);
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
@@ -89,12 +88,25 @@ async fn run() -> Result<(), String> {
     let ws = dev.ws_url();
     println!();
     println!("finops-lambda is running locally.");
-    println!("  REST API           {}/api   (try {}/api/health)", dev.rest_url(), dev.rest_url());
+    println!(
+        "  REST API           {}/api   (try {}/api/health)",
+        dev.rest_url(),
+        dev.rest_url()
+    );
     println!("  WebSocket          {ws}/?token=<token>   (or the token as Sec-WebSocket-Protocol)");
-    println!("  @connections API   http://{}/@connections/{{connectionId}}", dev.gateway.addr());
-    println!("  AWS emulator       {}   (AWS_ENDPOINT_URL)", emulator.endpoint);
+    println!(
+        "  @connections API   http://{}/@connections/{{connectionId}}",
+        dev.gateway.addr()
+    );
+    println!(
+        "  AWS emulator       {}   (AWS_ENDPOINT_URL)",
+        emulator.endpoint
+    );
     println!("  Schedule           {expression} -> scheduler (fired once now)");
-    println!("  SQS event source   {} -> processor", dev.stack.queue_url("JobsQueue"));
+    println!(
+        "  SQS event source   {} -> processor",
+        dev.stack.queue_url("JobsQueue")
+    );
     match &dev.seeded {
         Some(s) => println!(
             "  Demo estate        {} resources over {} services, {} metric points (14 days, hourly), 90 days of daily costs",
@@ -116,7 +128,11 @@ async fn run() -> Result<(), String> {
         ("approver", Role::Approver),
         ("admin", Role::Admin),
     ] {
-        let token = dev.token(&format!("local-{name}"), &[role], chrono::Duration::hours(12));
+        let token = dev.token(
+            &format!("local-{name}"),
+            &[role],
+            chrono::Duration::hours(12),
+        );
         println!("  {name:<9} {token}");
         if role == Role::Admin {
             admin = token;
@@ -124,7 +140,10 @@ async fn run() -> Result<(), String> {
     }
     println!();
     println!("Try it:");
-    println!("  curl -H 'Authorization: Bearer {admin}' {}/api/recommendations", dev.rest_url());
+    println!(
+        "  curl -H 'Authorization: Bearer {admin}' {}/api/recommendations",
+        dev.rest_url()
+    );
     println!("  websocat '{ws}/?token={admin}'");
     println!(r#"    {{"action":"subscribe","topics":["jobs","approvals"]}}"#);
     println!(r#"    {{"action":"runCycle","requestId":"r1"}}"#);

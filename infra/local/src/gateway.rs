@@ -214,13 +214,8 @@ impl GatewayHandle {
     /// `$disconnect`, and stops listening.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .shared
-                .tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tasks {
             let _ = t.await;
         }
@@ -399,7 +394,10 @@ fn query_of(req: &Request<Body>) -> (QueryMap, QueryMap) {
     let mut multi: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(q) = req.uri().query() {
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-            multi.entry(k.into_owned()).or_default().push(v.into_owned());
+            multi
+                .entry(k.into_owned())
+                .or_default()
+                .push(v.into_owned());
         }
     }
     // Single-value parameters carry the last value, as API Gateway's do.
@@ -663,11 +661,7 @@ async fn run_connection(shared: Arc<Shared>, id: String, mut info: Connection, m
         }
     }
     if let Some(frame) = &ending.send_close {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            ws.close(Some(frame.clone())),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame.clone()))).await;
     }
     shared.disconnect(&id, &info, ending).await;
 }
@@ -698,7 +692,8 @@ async fn send_fragmented(ws: &mut Socket, payload: Bytes) -> Result<(), WsError>
     }
     let chunks = payload.len().div_ceil(MAX_FRAME_BYTES);
     for i in 0..chunks {
-        let chunk = payload.slice(i * MAX_FRAME_BYTES..((i + 1) * MAX_FRAME_BYTES).min(payload.len()));
+        let chunk =
+            payload.slice(i * MAX_FRAME_BYTES..((i + 1) * MAX_FRAME_BYTES).min(payload.len()));
         let opcode = if i == 0 { kind } else { Data::Continue };
         ws.feed(Message::Frame(Frame::message(
             chunk,
@@ -740,7 +735,8 @@ impl Shared {
             &info.source_ip,
             info.user_agent.as_deref(),
         );
-        event.request_context.message_id = Some(random_id(6).trim_end_matches('=').to_string() + "=");
+        event.request_context.message_id =
+            Some(random_id(6).trim_end_matches('=').to_string() + "=");
         let request_id = event.request_context.request_id.clone().unwrap_or_default();
         event.body = Some(body);
         event.is_base64_encoded = binary;

@@ -2,8 +2,8 @@
 //! queues of `template.yaml` created in it. Tests and `make dev` both use this
 //! crate, so the template stays the one definition of every resource.
 
-mod emulator;
 pub mod demo_estate;
+mod emulator;
 pub mod estate;
 pub mod event_source;
 pub mod gateway;

@@ -68,8 +68,12 @@ pub fn scheduled_event(rule_arn: &str, time: DateTime<Utc>) -> EventBridgeEvent 
 
 /// Fires `handler` with a scheduled event once at start (as if the rule had
 /// just been created and caught up) and then every `every`, until `stop`.
-pub async fn run<F, Fut>(every: Duration, rule_arn: String, mut stop: watch::Receiver<bool>, handler: F)
-where
+pub async fn run<F, Fut>(
+    every: Duration,
+    rule_arn: String,
+    mut stop: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(EventBridgeEvent) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -91,10 +95,15 @@ mod tests {
     fn rates_parse_as_eventbridge_writes_them() {
         assert_eq!(parse_rate("rate(1 hour)"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_rate("rate(5 minutes)"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_rate(" rate(2 days) "), Ok(Duration::from_secs(172_800)));
+        assert_eq!(
+            parse_rate(" rate(2 days) "),
+            Ok(Duration::from_secs(172_800))
+        );
         assert!(parse_rate("rate(1 hours)").is_err());
         assert!(parse_rate("rate(0 minutes)").is_err());
-        assert!(parse_rate("cron(0 * * * ? *)").unwrap_err().contains("only rate"));
+        assert!(parse_rate("cron(0 * * * ? *)")
+            .unwrap_err()
+            .contains("only rate"));
     }
 
     #[test]

@@ -110,7 +110,10 @@ async fn start(config: GatewayConfig) -> (GatewayHandle, Seen) {
     )
 }
 
-async fn connect(gw: &GatewayHandle, query: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+async fn connect(
+    gw: &GatewayHandle,
+    query: &str,
+) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
     let url = format!("{}/?{query}", gw.ws_url());
     tokio_tungstenite::connect_async(url).await.map(|(c, _)| c)
 }
@@ -174,7 +177,10 @@ async fn connect_is_the_event_api_gateway_sends_and_the_protocol_is_echoed() {
     assert_eq!(ctx.message_direction.as_deref(), Some("IN"));
     assert_eq!(ctx.stage.as_deref(), Some("local"));
     assert_eq!(ctx.apiid.as_deref(), Some("local"));
-    assert_eq!(ctx.domain_name.as_deref(), Some(gw.addr().to_string().as_str()));
+    assert_eq!(
+        ctx.domain_name.as_deref(),
+        Some(gw.addr().to_string().as_str())
+    );
     assert_eq!(ctx.identity.source_ip.as_deref(), Some("127.0.0.1"));
     assert!(ctx.request_id.as_deref().is_some_and(|r| !r.is_empty()));
     assert!(ctx.request_time.is_some());
@@ -184,15 +190,32 @@ async fn connect_is_the_event_api_gateway_sends_and_the_protocol_is_echoed() {
     assert!((now - ctx.connected_at).abs() < 10_000);
     assert!(ctx.request_time_epoch >= ctx.connected_at);
     assert_eq!(e.query_string_parameters.first("token"), Some("good"));
-    assert_eq!(e.multi_value_query_string_parameters.all("x"), Some(vec!["1", "2"]));
+    assert_eq!(
+        e.multi_value_query_string_parameters.all("x"),
+        Some(vec!["1", "2"])
+    );
     assert_eq!(e.headers.get("sec-websocket-protocol").unwrap(), "good");
     assert_eq!(e.headers.get("x-forwarded-for").unwrap(), "127.0.0.1");
     assert!(e.headers.get("sec-websocket-key").is_some());
     assert!(e.headers.get("host").is_some());
     // The names on the wire are API Gateway's.
     let json = serde_json::to_value(&e).unwrap();
-    for key in ["routeKey", "eventType", "connectionId", "connectedAt", "requestId", "domainName", "stage", "apiId", "requestTimeEpoch", "identity"] {
-        assert!(json["requestContext"].get(key).is_some(), "requestContext.{key}");
+    for key in [
+        "routeKey",
+        "eventType",
+        "connectionId",
+        "connectedAt",
+        "requestId",
+        "domainName",
+        "stage",
+        "apiId",
+        "requestTimeEpoch",
+        "identity",
+    ] {
+        assert!(
+            json["requestContext"].get(key).is_some(),
+            "requestContext.{key}"
+        );
     }
 }
 
@@ -210,7 +233,10 @@ async fn a_refused_connect_is_refused_with_the_handlers_status_and_never_disconn
     }
     assert_eq!(gw.open_connections(), 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(seen.disconnects.try_recv().is_err(), "no $disconnect for a refused $connect");
+    assert!(
+        seen.disconnects.try_recv().is_err(),
+        "no $disconnect for a refused $connect"
+    );
 }
 
 #[tokio::test]
@@ -219,29 +245,49 @@ async fn frames_route_by_action_and_non_empty_bodies_come_back() {
     let mut client = connect(&gw, "token=good").await.unwrap();
     let id = connection_id(&recv(&mut seen.connects).await);
 
-    client.send(Message::text(r#"{"action":"echo","n":1}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"echo","n":1}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut client).await, r#"{"action":"echo","n":1}"#);
     let e = recv(&mut seen.messages).await;
     assert_eq!(e.request_context.route_key.as_deref(), Some("echo"));
     assert_eq!(e.request_context.event_type.as_deref(), Some("MESSAGE"));
-    assert_eq!(e.request_context.connection_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        e.request_context.connection_id.as_deref(),
+        Some(id.as_str())
+    );
     assert!(e.request_context.message_id.is_some());
     assert!(!e.is_base64_encoded);
 
     // Unknown actions, reserved keys and non-JSON go to $default.
-    for body in [r#"{"action":"nope"}"#, r#"{"action":"$connect"}"#, "not json", r#"{"action":7}"#] {
+    for body in [
+        r#"{"action":"nope"}"#,
+        r#"{"action":"$connect"}"#,
+        "not json",
+        r#"{"action":7}"#,
+    ] {
         client.send(Message::text(body)).await.unwrap();
         let frame: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
         assert_eq!(frame["route"], "$default", "{body}");
         assert_eq!(frame["body"], body);
     }
     // An empty body is no route response: the next frame answers the next message.
-    client.send(Message::text(r#"{"action":"quiet"}"#)).await.unwrap();
-    client.send(Message::text(r#"{"action":"echo","n":2}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"quiet"}"#))
+        .await
+        .unwrap();
+    client
+        .send(Message::text(r#"{"action":"echo","n":2}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut client).await, r#"{"action":"echo","n":2}"#);
 
     // Binary frames arrive base64-encoded at $default.
-    client.send(Message::binary(vec![0u8, 159, 146, 150])).await.unwrap();
+    client
+        .send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
     let frame: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
     assert_eq!(frame["body"], "AJ+Slg==");
 }
@@ -261,10 +307,15 @@ async fn without_a_default_route_unmatched_frames_get_forbidden() {
         .unwrap();
     // No $connect route: every connection is accepted.
     let mut client = connect(&gw, "").await.unwrap();
-    client.send(Message::text(r#"{"action":"x"}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"x"}"#))
+        .await
+        .unwrap();
     let frame: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
     assert_eq!(frame["message"], "Forbidden");
-    assert!(frame["connectionId"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(frame["connectionId"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
     client.close(None).await.unwrap();
     let e = recv(&mut disconnects).await;
     assert_eq!(e.request_context.disconnect_status_code, Some(1005));
@@ -302,12 +353,22 @@ async fn connections_api_posts_gets_and_deletes_with_aws_semantics() {
         .await
         .unwrap_err();
     assert!(
-        too_big.as_service_error().is_some_and(|e| e.is_payload_too_large_exception()),
+        too_big
+            .as_service_error()
+            .is_some_and(|e| e.is_payload_too_large_exception()),
         "{too_big:?}"
     );
 
-    let info = api.get_connection().connection_id(&id).send().await.unwrap();
-    assert_eq!(info.identity().and_then(|i| i.source_ip()), Some("127.0.0.1"));
+    let info = api
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        info.identity().and_then(|i| i.source_ip()),
+        Some("127.0.0.1")
+    );
     let connected = info.connected_at().unwrap().secs();
     assert!((chrono::Utc::now().timestamp() - connected).abs() < 10);
     assert!(info.last_active_at().unwrap().secs() >= connected);
@@ -319,9 +380,15 @@ async fn connections_api_posts_gets_and_deletes_with_aws_semantics() {
         .send()
         .await
         .unwrap_err();
-    assert!(unknown.as_service_error().is_some_and(|e| e.is_gone_exception()));
+    assert!(unknown
+        .as_service_error()
+        .is_some_and(|e| e.is_gone_exception()));
 
-    api.delete_connection().connection_id(&id).send().await.unwrap();
+    api.delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut client).await, Some(1000));
     let e = recv(&mut seen.disconnects).await;
     assert_eq!(connection_id(&e), id);
@@ -333,9 +400,18 @@ async fn connections_api_posts_gets_and_deletes_with_aws_semantics() {
         .send()
         .await
         .unwrap_err();
-    assert!(gone.as_service_error().is_some_and(|e| e.is_gone_exception()));
-    let gone = api.delete_connection().connection_id(&id).send().await.unwrap_err();
-    assert!(gone.as_service_error().is_some_and(|e| e.is_gone_exception()));
+    assert!(gone
+        .as_service_error()
+        .is_some_and(|e| e.is_gone_exception()));
+    let gone = api
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(gone
+        .as_service_error()
+        .is_some_and(|e| e.is_gone_exception()));
 }
 
 #[tokio::test]
@@ -373,7 +449,9 @@ async fn a_client_that_closes_or_vanishes_gets_its_disconnect_and_then_410() {
             .send()
             .await
             .unwrap_err();
-        assert!(err.as_service_error().is_some_and(|e| e.is_gone_exception()));
+        assert!(err
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception()));
     }
     assert_eq!(gw.open_connections(), 0);
 }
@@ -431,7 +509,10 @@ async fn frames_over_32_kb_and_messages_over_128_kb_close_with_1009() {
     let e = recv(&mut seen.disconnects).await;
     assert_eq!(e.request_context.disconnect_status_code, Some(1009));
     // Nothing of either oversize message reached a handler.
-    assert_eq!(recv(&mut seen.messages).await.body.unwrap().len(), body.len());
+    assert_eq!(
+        recv(&mut seen.messages).await.body.unwrap().len(),
+        body.len()
+    );
     assert!(seen.messages.try_recv().is_err());
 }
 
@@ -487,7 +568,12 @@ async fn shutdown_disconnects_every_open_connection() {
     gw.shutdown().await;
     let mut codes = Vec::new();
     for _ in 0..3 {
-        codes.push(recv(&mut seen.disconnects).await.request_context.disconnect_status_code);
+        codes.push(
+            recv(&mut seen.disconnects)
+                .await
+                .request_context
+                .disconnect_status_code,
+        );
     }
     assert_eq!(codes, vec![Some(1001); 3]);
     for c in &mut clients {
