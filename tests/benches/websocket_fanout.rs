@@ -101,13 +101,13 @@ fn raise_nofile(wanted: u64) -> u64 {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 0;
         }
-        let target = wanted.min(lim.rlim_max as u64);
-        if (lim.rlim_cur as u64) < target {
-            lim.rlim_cur = target as libc::rlim_t;
+        let target = wanted.min(lim.rlim_max);
+        if lim.rlim_cur < target {
+            lim.rlim_cur = target;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
 }
 
