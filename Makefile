@@ -4,6 +4,7 @@ VENV := infra/.venv
 PY := $(VENV)/bin/python
 
 .PHONY: bootstrap test fmt-check clippy unit emulator-tests lint bench demo
+.PHONY: dev
 
 ## Creates infra/.venv with the pinned emulator and linters (idempotent, fast when done).
 bootstrap:
@@ -35,8 +36,15 @@ bench: bootstrap
 	cargo bench -p e2e --bench collect
 	FINOPS_DEMO_EC2=1000 FINOPS_EMULATOR_PORT=4577 cargo run --release -q -p finops-demo
 	$(PY) infra/emulator/bench_getmetricdata.py
+	cargo bench -p e2e --bench websocket_fanout
 
 ## One full cycle, headless, through the real path; prints the recommendations.
 ## The emulator listens on 127.0.0.1:4566 (FINOPS_EMULATOR_PORT to change it).
 demo: bootstrap
 	cargo run --release -q -p finops-demo
+
+## The whole system on loopback: REST :3000, WebSocket :3001, emulator :4566,
+## schedule and SQS event source; prints a token per role. SEED=none: no demo estate.
+SEED ?=
+dev: bootstrap
+	SEED=$(SEED) cargo run --release -q -p finops-dev

@@ -132,3 +132,45 @@ impl EventSource {
         Ok(())
     }
 }
+
+impl EventSource {
+    /// Lambda's poller, locally: long-polls the queue, invokes `handler`
+    /// with each batch as the SQS event Lambda would send, and deletes only
+    /// the messages the response does not report as failed (failed ones come
+    /// back after their visibility timeout, and to the dead-letter queue
+    /// through the redrive policy). Runs until `stop`.
+    pub async fn run<F, Fut>(&self, mut stop: tokio::sync::watch::Receiver<bool>, handler: F)
+    where
+        F: Fn(SqsEvent) -> Fut,
+        Fut: std::future::Future<Output = SqsBatchResponse>,
+    {
+        loop {
+            let received = tokio::select! {
+                r = self.receive() => r,
+                _ = crate::gateway::stopped(&mut stop) => return,
+            };
+            let batch = match received {
+                Ok(b) => b,
+                Err(e) => {
+                    // The queue is unreachable: wait, as Lambda's poller backs off.
+                    tracing::warn!(error = %e, "SQS event source: receive failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                        _ = crate::gateway::stopped(&mut stop) => return,
+                    }
+                }
+            };
+            if batch.is_empty() {
+                if self.wait_seconds == 0 {
+                    // Short polling: don't spin on an empty queue.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                continue;
+            }
+            let response = handler(batch.event.clone()).await;
+            if let Err(e) = self.settle(&batch, &response, false).await {
+                tracing::warn!(error = %e, "SQS event source: delete failed (messages will be redelivered)");
+            }
+        }
+    }
+}

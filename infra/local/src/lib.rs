@@ -2,10 +2,13 @@
 //! queues of `template.yaml` created in it. Tests and `make dev` both use this
 //! crate, so the template stays the one definition of every resource.
 
+pub mod demo_estate;
 mod emulator;
 pub mod estate;
 pub mod event_source;
+pub mod gateway;
 pub mod rest;
+pub mod schedule;
 pub mod seed;
 mod template;
 

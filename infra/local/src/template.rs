@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct Template {
     resources: serde_yaml::Mapping,
+    parameters: serde_yaml::Mapping,
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -41,7 +42,25 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .ok_or_else(|| LocalError::Template("no Resources".into()))?;
-        Ok(Template { resources })
+        let parameters = get(&doc, "Parameters")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Template {
+            resources,
+            parameters,
+        })
+    }
+
+    /// The `Default` of a template parameter, as a string.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        let p = self.parameters.get(Value::String(name.into()))?;
+        match get(p, "Default")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
     }
 
     /// Logical ids of the resources of one CloudFormation type, in template order.

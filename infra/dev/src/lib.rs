@@ -1,0 +1,463 @@
+//! `make dev` as a library: the functions of template.yaml wired behind the
+//! local API Gateway (WebSocket + `@connections`), the REST API, the
+//! EventBridge schedule and the SQS event source, all in one process against
+//! the AWS emulator. The end-to-end tests start exactly this, on ephemeral
+//! ports, so what they check is what a user runs.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use finops_local::demo_estate::{self, Seeded};
+use finops_local::estate::Estate;
+use finops_local::event_source::EventSource;
+use finops_local::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use finops_local::LocalStack;
+use shared::auth::{AuthConfig, KeyMode, LocalClaims};
+use shared::domain::Role;
+use shared::dynamo::{DynamoConnections, DynamoJobs};
+use shared::notify::Notifier;
+use shared::queue::SqsJobQueue;
+use shared::store::{ConnectionStore, PageTokenCodec};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The local issuer and audience of `make dev` tokens.
+pub const LOCAL_ISSUER: &str = "finops-local";
+pub const LOCAL_AUDIENCE: &str = "finops-lambda";
+
+/// What to seed.
+pub enum Seed {
+    /// The demo estate: 205 resources over the seven services, 14 days of
+    /// hourly metrics, 90 days of daily costs.
+    Demo,
+    /// Nothing (`SEED=none`): the user's own data.
+    None,
+    /// A given estate (tests); no costs.
+    Estate(Estate),
+}
+
+pub struct Settings {
+    /// REST API (`serve_rest`); port 0 picks a free one.
+    pub rest: SocketAddr,
+    /// WebSocket + `@connections`; port 0 picks a free one.
+    pub ws: SocketAddr,
+    pub seed: Seed,
+    /// The rate of the schedule; `None` runs no schedule.
+    pub schedule: Option<Duration>,
+    /// HS256 secret the functions verify tokens with (>= 32 bytes).
+    pub auth_secret: String,
+    pub gateway: GatewayConfig,
+    /// Long-poll wait of the SQS event source, seconds.
+    pub poll_wait_seconds: i32,
+    /// Concurrent pollers of the jobs queue (Lambda starts with several).
+    pub pollers: usize,
+}
+
+impl Settings {
+    /// Loopback, ephemeral ports, no schedule, a fresh secret: for tests.
+    pub fn ephemeral(seed: Seed) -> Settings {
+        Settings {
+            rest: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ws: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed,
+            schedule: None,
+            auth_secret: random_secret(),
+            gateway: GatewayConfig::default(),
+            poll_wait_seconds: 1,
+            pollers: 2,
+        }
+    }
+}
+
+/// 48 random hex characters.
+pub fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The environment a function gets: its variables from template.yaml
+/// (resolved against the local stack), then `extra` (AUTH_*,
+/// WEBSOCKET_ENDPOINT), then, for anything else (SLACK_WEBHOOK_URL,
+/// NOTIFY_CONCURRENCY, ...), the process environment.
+#[derive(Clone)]
+pub struct FunctionEnv(BTreeMap<String, String>);
+
+impl FunctionEnv {
+    pub fn new(stack: &LocalStack, logical_id: &str, extra: &BTreeMap<String, String>) -> Self {
+        let mut env = stack.function_env(logical_id);
+        env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        FunctionEnv(env)
+    }
+
+    /// The variables resolved locally (without the process environment).
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        self.0.clone()
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned().or_else(|| std::env::var(key).ok())
+    }
+}
+
+/// Every function, built once, as each Lambda's `main` would.
+pub struct Functions {
+    pub processor: processor::Processor,
+    pub scheduler_jobs: DynamoJobs,
+    pub scheduler_queue: SqsJobQueue,
+    pub api: api::App,
+    pub ws: Arc<WsFunctions>,
+    /// A notifier built as the functions build theirs (tests publish with it).
+    notifier: Box<dyn Notifier>,
+    connections: Arc<dyn ConnectionStore>,
+}
+
+/// The three functions behind the WebSocket API.
+pub struct WsFunctions {
+    pub connect: ws_connect::Deps,
+    pub disconnect: ws_disconnect::Deps,
+    pub message: ws_message::Deps,
+}
+
+impl WsFunctions {
+    pub fn from_lookup(
+        get: &dyn Fn(&str) -> Option<String>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<WsFunctions, String> {
+        let connect =
+            ws_connect::Config::from_lookup(get).map_err(|e| format!("WsConnectFunction: {e}"))?;
+        let disconnect = ws_disconnect::Config::from_lookup(get)
+            .map_err(|e| format!("WsDisconnectFunction: {e}"))?;
+        let message =
+            ws_message::Config::from_lookup(get).map_err(|e| format!("WsMessageFunction: {e}"))?;
+        Ok(WsFunctions {
+            connect: ws_connect::Deps::new(&connect, aws),
+            disconnect: ws_disconnect::Deps::new(&disconnect, aws),
+            message: ws_message::Deps::new(&message, aws),
+        })
+    }
+
+    /// The WebSocket API: `$connect`, `$disconnect`, and every action on
+    /// `$default` (route selection `$request.body.action`; ws-message
+    /// dispatches the actions itself).
+    pub fn gateway(self: Arc<Self>, config: GatewayConfig) -> Gateway {
+        let (c, d, m) = (self.clone(), self.clone(), self);
+        Gateway::new(config)
+            .route("$connect", move |e| {
+                let f = c.clone();
+                async move { ws_connect::handle(&f.connect, e, Utc::now()).await }
+            })
+            .route("$disconnect", move |e| {
+                let f = d.clone();
+                async move { ws_disconnect::handle(&f.disconnect, e, Utc::now()).await }
+            })
+            .route("$default", move |e| {
+                let f = m.clone();
+                async move { ws_message::handle(&f.message, e, Utc::now()).await }
+            })
+    }
+}
+
+impl Functions {
+    /// Builds every function with its environment (see [`FunctionEnv`]).
+    pub fn build(
+        stack: &LocalStack,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Functions, String> {
+        let aws = &stack.config;
+        let env = |id: &str| FunctionEnv::new(stack, id, extra);
+        let connections_env = env("WsConnectFunction");
+        let connections_table = connections_env
+            .get("CONNECTIONS_TABLE")
+            .ok_or("WsConnectFunction has no CONNECTIONS_TABLE")?;
+        let connections: Arc<dyn ConnectionStore> = Arc::new(DynamoConnections::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &connections_table,
+            PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+        ));
+        let notifier_for = |e: &FunctionEnv| {
+            shared::channels::from_env(|k| e.get(k), aws, connections.clone())
+                .map_err(|err| format!("notification channels: {err}"))
+        };
+
+        let processor_env = env("ProcessorFunction");
+        let processor_config = processor::Config::from_lookup(|k| processor_env.get(k))
+            .map_err(|e| format!("ProcessorFunction: {e}"))?;
+        let processor =
+            processor::Processor::new(processor_config, aws, notifier_for(&processor_env)?);
+
+        let scheduler_env = env("SchedulerFunction");
+        let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k))
+            .map_err(|e| format!("SchedulerFunction: {e}"))?;
+        let scheduler_jobs = DynamoJobs::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &scheduler_config.jobs_table,
+        );
+        let scheduler_queue = SqsJobQueue::new(
+            aws_sdk_sqs::Client::new(aws),
+            &scheduler_config.jobs_queue_url,
+        );
+
+        let api_env = env("ApiFunction");
+        let api_config = api::Config::from_lookup(|k| api_env.get(k))
+            .map_err(|e| format!("ApiFunction: {e}"))?;
+        let api = api::App::new(api_config, aws, notifier_for(&api_env)?);
+
+        let mut ws_env = env("WsConnectFunction").0;
+        ws_env.extend(env("WsDisconnectFunction").0);
+        ws_env.extend(env("WsMessageFunction").0);
+        let ws_env = FunctionEnv(ws_env);
+        let ws = Arc::new(WsFunctions::from_lookup(&|k| ws_env.get(k), aws)?);
+
+        Ok(Functions {
+            processor,
+            scheduler_jobs,
+            scheduler_queue,
+            api,
+            ws,
+            notifier: notifier_for(&processor_env)?,
+            connections,
+        })
+    }
+
+    /// A notifier configured as the processor's.
+    pub fn notifier(&self) -> &dyn Notifier {
+        self.notifier.as_ref()
+    }
+
+    /// The connections store the WebSocket functions use.
+    pub fn connections(&self) -> Arc<dyn ConnectionStore> {
+        self.connections.clone()
+    }
+
+    pub async fn ws_connect(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_connect::handle(&self.ws.connect, event, Utc::now()).await
+    }
+
+    pub async fn ws_disconnect(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_disconnect::handle(&self.ws.disconnect, event, Utc::now()).await
+    }
+
+    pub async fn ws_message(
+        &self,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        ws_message::handle(&self.ws.message, event, Utc::now()).await
+    }
+
+    /// The WebSocket API with the real functions on its routes.
+    pub fn gateway(&self, config: GatewayConfig) -> Gateway {
+        self.ws.clone().gateway(config)
+    }
+
+    /// One scheduled event, as EventBridge delivers it to the scheduler.
+    pub async fn on_schedule(&self, event: EventBridgeEvent) {
+        match scheduler::handle(
+            &self.scheduler_jobs,
+            &self.scheduler_queue,
+            event,
+            Utc::now(),
+        )
+        .await
+        {
+            Ok(outcome) => tracing::info!(
+                job_id = %outcome.job_id,
+                status = outcome.status,
+                "schedule fired"
+            ),
+            Err(e) => tracing::error!(error = %e, "schedule: the scheduler failed"),
+        }
+    }
+}
+
+/// The local HS256 token configuration for `secret`.
+pub fn local_auth(secret: &str) -> AuthConfig {
+    AuthConfig {
+        issuer: LOCAL_ISSUER.into(),
+        audience: LOCAL_AUDIENCE.into(),
+        mode: KeyMode::Hs256 {
+            secret: secret.as_bytes().to_vec(),
+        },
+    }
+}
+
+/// The running stack.
+pub struct Dev {
+    pub stack: LocalStack,
+    pub auth: AuthConfig,
+    pub auth_secret: String,
+    pub gateway: GatewayHandle,
+    pub rest_addr: SocketAddr,
+    pub seeded: Option<Seeded>,
+    pub functions: Arc<Functions>,
+    pub schedule_expression: Option<String>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Dev {
+    /// Seeds, builds every function and serves them; `routes` may replace
+    /// routes of the WebSocket API (tests wrap `$disconnect`).
+    pub async fn start(
+        stack: LocalStack,
+        settings: Settings,
+        routes: impl FnOnce(Gateway, &Arc<Functions>) -> Gateway,
+    ) -> Result<Dev, String> {
+        if settings.auth_secret.len() < 32 {
+            return Err("AUTH_HS256_SECRET must be at least 32 bytes".into());
+        }
+        let now = Utc::now();
+        let seeded = match settings.seed {
+            Seed::None => None,
+            Seed::Demo => {
+                let thresholds =
+                    shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
+                let estate = finops_local::estate::demo(&thresholds, now, 14);
+                let seeded = demo_estate::seed_estate(&stack, &estate)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                demo_estate::inject_daily_costs(&stack, &estate.resources, now, 90, 32)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some(seeded)
+            }
+            Seed::Estate(estate) => Some(
+                demo_estate::seed_estate(&stack, &estate)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+
+        // Bound first, so the functions learn the real addresses.
+        let ws_listener = TcpListener::bind(settings.ws)
+            .await
+            .map_err(|e| format!("WebSocket port {}: {e}", settings.ws))?;
+        let rest_listener = TcpListener::bind(settings.rest)
+            .await
+            .map_err(|e| format!("REST port {}: {e}", settings.rest))?;
+        let ws_addr = ws_listener.local_addr().map_err(|e| e.to_string())?;
+        let rest_addr = rest_listener.local_addr().map_err(|e| e.to_string())?;
+
+        let auth = local_auth(&settings.auth_secret);
+        let extra: BTreeMap<String, String> = [
+            ("AUTH_ISSUER", LOCAL_ISSUER.to_string()),
+            ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_string()),
+            ("AUTH_HS256_SECRET", settings.auth_secret.clone()),
+            ("WEBSOCKET_ENDPOINT", format!("http://{ws_addr}")),
+            // The api's listing-token key: stable for this run (or as set).
+            (
+                "PAGE_TOKEN_SECRET",
+                std::env::var("PAGE_TOKEN_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(random_secret),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let functions = Arc::new(Functions::build(&stack, &extra)?);
+
+        let gateway = routes(functions.gateway(settings.gateway.clone()), &functions)
+            .spawn(ws_listener)
+            .map_err(|e| e.to_string())?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        drop(rest_listener);
+
+        let sqs = aws_sdk_sqs::Client::new(&stack.config);
+        for _ in 0..settings.pollers.max(1) {
+            let mut source = EventSource::new(
+                sqs.clone(),
+                stack.queue_url("JobsQueue"),
+                stack.queue_arn("JobsQueue"),
+            );
+            source.wait_seconds = settings.poll_wait_seconds;
+            let f = functions.clone();
+            let stop_rx = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                source
+                    .run(stop_rx, |event| {
+                        let f = f.clone();
+                        async move { processor::handle(&f.processor, event, Utc::now()).await }
+                    })
+                    .await;
+            }));
+        }
+
+        let schedule_expression = settings.schedule.map(|every| {
+            let f = functions.clone();
+            let stop_rx = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                finops_local::schedule::run(
+                    every,
+                    finops_local::schedule::LOCAL_RULE_ARN.to_string(),
+                    stop_rx,
+                    |event| {
+                        let f = f.clone();
+                        async move { f.on_schedule(event).await }
+                    },
+                )
+                .await;
+            }));
+            format!("every {} s", every.as_secs())
+        });
+
+        Ok(Dev {
+            stack,
+            auth,
+            auth_secret: settings.auth_secret,
+            gateway,
+            rest_addr,
+            seeded,
+            functions,
+            schedule_expression,
+            stop,
+            tasks,
+        })
+    }
+
+    /// A token for `user` with `roles`, valid for `ttl`.
+    pub fn token(&self, user: &str, roles: &[Role], ttl: chrono::Duration) -> String {
+        LocalClaims::new(&self.auth, user, roles, Utc::now(), ttl)
+            .sign_hs256(self.auth_secret.as_bytes())
+            .unwrap_or_default()
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.gateway.ws_url()
+    }
+
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// Stops the loops and the servers; every WebSocket gets its `$disconnect`.
+    /// A batch still being processed is abandoned after a short grace: its
+    /// messages were not deleted, so the queue redelivers them (as after a
+    /// Lambda timeout).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.gateway.shutdown().await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The demo estate, put where the functions will find it: metrics in the
+//! emulator's CloudWatch, inventory in the template's InventoryTable, and
+//! daily costs in its Cost Explorer. `make dev` and its end-to-end tests
+//! share this, so what a user sees locally is what the tests check.
+
+use crate::estate::Estate;
+use crate::{seed, LocalError, LocalStack};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::json;
+use shared::domain::{Resource, Service};
+use shared::dynamo::DynamoInventory;
+use shared::store::{InventoryStore, PageTokenCodec};
+use std::collections::BTreeMap;
+
+/// What seeding put in place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seeded {
+    pub resources: usize,
+    pub services: usize,
+    pub points: u64,
+}
+
+/// Seeds `estate`'s metric series into the emulator's CloudWatch and its
+/// resources into the stack's InventoryTable.
+pub async fn seed_estate(stack: &LocalStack, estate: &Estate) -> Result<Seeded, LocalError> {
+    let points = seed::seed_series(&stack.endpoint, &estate.series).await?;
+    let inventory = DynamoInventory::new(
+        aws_sdk_dynamodb::Client::new(&stack.config),
+        stack.table("InventoryTable"),
+        // Listing tokens never leave this call, so any key will do.
+        PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+    );
+    inventory
+        .upsert(&estate.resources)
+        .await
+        .map_err(|e| LocalError::Create {
+            resource: "InventoryTable items".into(),
+            message: e.to_string(),
+        })?;
+    let mut services: Vec<Service> = estate.resources.iter().map(|r| r.service).collect();
+    services.sort_by_key(|s| s.as_str());
+    services.dedup();
+    Ok(Seeded {
+        resources: estate.resources.len(),
+        services: services.len(),
+        points,
+    })
+}
+
+/// Cost Explorer's name for a service (the `SERVICE` dimension).
+pub fn cost_explorer_service(service: Service) -> &'static str {
+    match service {
+        Service::Ec2 => "Amazon Elastic Compute Cloud - Compute",
+        Service::Rds => "Amazon Relational Database Service",
+        Service::ElastiCache => "Amazon ElastiCache",
+        Service::Lambda => "AWS Lambda",
+        Service::Ecs => "Amazon Elastic Container Service",
+        Service::S3 => "Amazon Simple Storage Service",
+        Service::DynamoDb => "Amazon DynamoDB",
+    }
+}
+
+/// `days` of daily UnblendedCost per service ending yesterday, as one
+/// GetCostAndUsage response grouped by SERVICE: each service's monthly cost
+/// spread over the days, with a weekday rhythm and a slow upward drift so
+/// the forecast has something to follow.
+pub fn daily_costs(resources: &[Resource], today: NaiveDate, days: i64) -> serde_json::Value {
+    let mut monthly: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for r in resources {
+        *monthly.entry(cost_explorer_service(r.service)).or_default() +=
+            r.monthly_cost_usd.unwrap_or(0.0);
+    }
+    let results: Vec<serde_json::Value> = (0..days)
+        .map(|i| {
+            let day = today - Duration::days(days - i);
+            let weekday = chrono::Datelike::weekday(&day).num_days_from_monday();
+            let rhythm = if weekday >= 5 { 0.85 } else { 1.04 };
+            let drift = 0.9 + 0.2 * i as f64 / days as f64;
+            let groups: Vec<serde_json::Value> = monthly
+                .iter()
+                .map(|(service, m)| {
+                    json!({
+                        "Keys": [service],
+                        "Metrics": { "UnblendedCost": {
+                            "Amount": format!("{:.4}", m / 30.0 * rhythm * drift),
+                            "Unit": "USD" } }
+                    })
+                })
+                .collect();
+            json!({
+                "TimePeriod": { "Start": day.to_string(), "End": (day + Duration::days(1)).to_string() },
+                "Total": {},
+                "Groups": groups,
+                "Estimated": false,
+            })
+        })
+        .collect();
+    json!({
+        "ResultsByTime": results,
+        "DimensionValueAttributes": [],
+        "GroupDefinitions": [{ "Type": "DIMENSION", "Key": "SERVICE" }],
+    })
+}
+
+/// Injects [`daily_costs`] into the emulator's Cost Explorer. The emulator
+/// answers each distinct GetCostAndUsage request with the next injected
+/// result (and the same request with the same result again), so `copies`
+/// results make that many different queries answer with the estate's costs.
+pub async fn inject_daily_costs(
+    stack: &LocalStack,
+    resources: &[Resource],
+    now: DateTime<Utc>,
+    days: i64,
+    copies: usize,
+) -> Result<(), LocalError> {
+    let one = daily_costs(resources, now.date_naive(), days);
+    let results = json!({ "results": vec![one; copies] });
+    stack.inject_costs(&results).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_costs_cover_the_days_and_sum_to_the_monthly_costs() {
+        let mut a = Resource::new(Service::Ec2, "i-1", "us-east-1");
+        a.monthly_cost_usd = Some(300.0);
+        let mut b = Resource::new(Service::Rds, "db-1", "us-east-1");
+        b.monthly_cost_usd = Some(60.0);
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let v = daily_costs(&[a, b], today, 90);
+        let days = v["ResultsByTime"].as_array().unwrap();
+        assert_eq!(days.len(), 90);
+        assert_eq!(days[0]["TimePeriod"]["Start"], "2026-08-25");
+        assert_eq!(days[89]["TimePeriod"]["End"], "2026-11-23");
+        let ec2: f64 = days
+            .iter()
+            .map(|d| {
+                let ec2 = d["Groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["Keys"][0] == cost_explorer_service(Service::Ec2))
+                    .unwrap();
+                ec2["Metrics"]["UnblendedCost"]["Amount"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap()
+            })
+            .sum();
+        // 90 days of a $300/month service: about $900, give or take the rhythm.
+        assert!((ec2 - 900.0).abs() < 90.0, "{ec2}");
+        assert_eq!(days[0]["Groups"].as_array().unwrap().len(), 2);
+    }
+}
