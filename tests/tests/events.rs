@@ -65,7 +65,9 @@ fn paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 /// cannot come back from the round trip); anything else missing is a mistake.
 fn is_known_aws_extra(path: &str) -> bool {
     const EXTRAS: &[&str] = &["/requestcontext/extendedrequestid"];
-    EXTRAS.iter().any(|e| path == *e || path.starts_with(&format!("{e}/")))
+    EXTRAS
+        .iter()
+        .any(|e| path == *e || path.starts_with(&format!("{e}/")))
 }
 
 fn functions() -> Vec<String> {
@@ -132,8 +134,8 @@ fn every_sample_event_has_the_shape_aws_sends() {
         for path in events_of(&f) {
             let name = path.display();
             let text = std::fs::read_to_string(&path).unwrap();
-            let original: Value = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+            let original: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
             let typed = round_trip(&f, original.clone())
                 .unwrap_or_else(|| {
                     panic!("no AWS event type is known for events/{f}/: add it to round_trip()")
