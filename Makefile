@@ -32,6 +32,7 @@ lint:
 ## Benchmarks; each prints its figures.
 bench: bootstrap
 	cargo bench -p shared --bench analysis
+	cargo bench -p shared --bench forecast
 	cargo bench -p e2e --bench collect
 	FINOPS_DEMO_EC2=1000 FINOPS_EMULATOR_PORT=4577 cargo run --release -q -p finops-demo
 	$(PY) infra/emulator/bench_getmetricdata.py
@@ -40,3 +41,9 @@ bench: bootstrap
 ## The emulator listens on 127.0.0.1:4566 (FINOPS_EMULATOR_PORT to change it).
 demo: bootstrap
 	cargo run --release -q -p finops-demo
+
+## The REST contract test alone: schemathesis over openapi.yaml against the
+## local REST gateway (also part of `make test`, through `cargo test`).
+.PHONY: contract-test
+contract-test: bootstrap
+	cargo test -p api --test contract -- --nocapture
