@@ -56,6 +56,7 @@ bench-startup: lambda-release
 ## Benchmarks; each prints its figures.
 bench: bootstrap bench-startup
 	cargo bench -p shared --bench analysis
+	cargo bench -p shared --bench forecast
 	cargo bench -p e2e --bench collect
 	FINOPS_DEMO_EC2=1000 FINOPS_EMULATOR_PORT=4577 cargo run --release -q -p finops-demo
 	$(PY) infra/emulator/bench_getmetricdata.py
@@ -71,3 +72,9 @@ demo: bootstrap
 SEED ?=
 dev: bootstrap
 	SEED=$(SEED) cargo run --release -q -p finops-dev
+
+## The REST contract test alone: schemathesis over openapi.yaml against the
+## local REST gateway (also part of `make test`, through `cargo test`).
+.PHONY: contract-test
+contract-test: bootstrap
+	cargo test -p api --test contract -- --nocapture

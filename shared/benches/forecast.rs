@@ -30,7 +30,11 @@ fn main() {
         let predicted: Vec<f64> = f.days.iter().map(|d| d.mean).collect();
         mapes.push(mape(&actual, &predicted));
         // Baseline: the mean of the last 28 days, flat.
-        let last28 = train[train.len() - 28..].iter().map(|(_, v)| v).sum::<f64>() / 28.0;
+        let last28 = train[train.len() - 28..]
+            .iter()
+            .map(|(_, v)| v)
+            .sum::<f64>()
+            / 28.0;
         naive_mapes.push(mape(&actual, &vec![last28; 30]));
         for (a, d) in actual.iter().zip(&f.days) {
             total += 1;

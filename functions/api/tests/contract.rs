@@ -56,7 +56,11 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
-    assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The pre-seeded request survived anything the fuzzer sent without a valid body.
     let _ = request;
 }

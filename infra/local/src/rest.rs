@@ -25,22 +25,26 @@ pub fn proxy_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8])
     for (k, v) in headers {
         let v = String::from_utf8_lossy(v.as_bytes()).to_string();
         single.insert(k.as_str().to_string(), json!(v));
-        multi
+        if let Some(a) = multi
             .entry(k.as_str().to_string())
             .or_insert_with(|| json!([]))
             .as_array_mut()
-            .map(|a| a.push(json!(v)));
+        {
+            a.push(json!(v));
+        }
     }
     let mut q_single = Map::new();
     let mut q_multi: Map<String, Value> = Map::new();
     if let Some(q) = uri.query() {
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
             q_single.insert(k.to_string(), json!(v));
-            q_multi
+            if let Some(a) = q_multi
                 .entry(k.to_string())
                 .or_insert_with(|| json!([]))
                 .as_array_mut()
-                .map(|a| a.push(json!(v)));
+            {
+                a.push(json!(v));
+            }
         }
     }
     let (body, is_b64) = if body.is_empty() {
@@ -94,12 +98,19 @@ pub fn proxy_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8])
 }
 
 fn gateway_error(status: StatusCode, message: &str) -> Response {
-    (status, [("content-type", "application/json")], json!({ "message": message }).to_string())
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({ "message": message }).to_string(),
+    )
         .into_response()
 }
 
 /// Serves `handler` behind the listener until the task is dropped.
-pub async fn serve_rest<F, Fut>(listener: tokio::net::TcpListener, handler: F) -> std::io::Result<()>
+pub async fn serve_rest<F, Fut>(
+    listener: tokio::net::TcpListener,
+    handler: F,
+) -> std::io::Result<()>
 where
     F: Fn(lambda_http::Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
@@ -107,7 +118,11 @@ where
     let handler = Arc::new(handler);
     let app = axum::Router::new()
         .fallback(
-            |State(handler): State<Arc<F>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+            |State(handler): State<Arc<F>>,
+             method: Method,
+             uri: Uri,
+             headers: HeaderMap,
+             body: Bytes| async move {
                 if body.len() > MAX_PAYLOAD_BYTES {
                     return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
                 }
