@@ -38,7 +38,11 @@ fn check_query(ctx: &Ctx<'_>, known: &[&str]) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!(
             "unknown query parameter(s): {}; this operation takes: {}",
             unknown.join(", "),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         ))
         .with_details(json!({ "unknown": unknown })));
     }
@@ -101,9 +105,14 @@ fn body_bytes<'a>(ctx: &'a Ctx<'_>) -> Result<&'a [u8], ApiError> {
 /// Parses the JSON body as `T`; an empty body is `{}` when `T` allows it.
 fn body<T: serde::de::DeserializeOwned>(ctx: &Ctx<'_>) -> Result<T, ApiError> {
     let bytes = body_bytes(ctx)?;
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid for this operation: {e}")))
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body is not valid for this operation: {e}"))
+    })
 }
 
 fn page_json<T: serde::Serialize>(page: Page<T>) -> Value {
@@ -148,7 +157,10 @@ pub async fn health(ctx: &Ctx<'_>) -> Res {
 // ---- approvals ----
 
 pub async fn list_approvals(ctx: &Ctx<'_>) -> Res {
-    check_query(ctx, &["status", "service", "resourceId", "limit", "nextToken"])?;
+    check_query(
+        ctx,
+        &["status", "service", "resourceId", "limit", "nextToken"],
+    )?;
     let status = match query(ctx, "status") {
         None => None,
         Some(s) => Some(ApprovalStatus::parse(&s).ok_or_else(|| {
@@ -212,9 +224,19 @@ const MAX_REASON: usize = 2000;
 pub async fn decide(ctx: &Ctx<'_>, id: &str, which: Decision) -> Res {
     check_query(ctx, &[])?;
     let b: DecisionBody = body(ctx)?;
-    let reason = b.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
-        return Err(ApiError::new(422, "unprocessable", format!("reason is longer than {MAX_REASON} characters")));
+    let reason = b
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
+        return Err(ApiError::new(
+            422,
+            "unprocessable",
+            format!("reason is longer than {MAX_REASON} characters"),
+        ));
     }
     let event = match which {
         Decision::Approve => {
@@ -228,8 +250,10 @@ pub async fn decide(ctx: &Ctx<'_>, id: &str, which: Decision) -> Res {
                 return Err(ApiError::bad_request("reject takes only 'reason'"));
             }
             if reason.is_none() {
-                return Err(ApiError::new(422, "unprocessable", "a rejection needs a reason")
-                    .with_details(json!({ "field": "reason" })));
+                return Err(
+                    ApiError::new(422, "unprocessable", "a rejection needs a reason")
+                        .with_details(json!({ "field": "reason" })),
+                );
             }
             ApprovalEvent::Reject
         }
@@ -245,17 +269,29 @@ pub async fn decide(ctx: &Ctx<'_>, id: &str, which: Decision) -> Res {
                 .with_details(json!({ "field": "outcome" })))
             }
             None => {
-                return Err(ApiError::new(422, "unprocessable", "outcome is required: 'executed' or 'failed'")
-                    .with_details(json!({ "field": "outcome" })))
+                return Err(ApiError::new(
+                    422,
+                    "unprocessable",
+                    "outcome is required: 'executed' or 'failed'",
+                )
+                .with_details(json!({ "field": "outcome" })))
             }
         },
     };
     if let Some(d) = &b.details {
         if !d.is_object() {
-            return Err(ApiError::new(422, "unprocessable", "details must be an object"));
+            return Err(ApiError::new(
+                422,
+                "unprocessable",
+                "details must be an object",
+            ));
         }
         if d.to_string().len() > 16 * 1024 {
-            return Err(ApiError::new(413, "payload_too_large", "details are larger than 16 KB"));
+            return Err(ApiError::new(
+                413,
+                "payload_too_large",
+                "details are larger than 16 KB",
+            ));
         }
     }
     let mut input = DecisionInput::new(event, ctx.actor.clone());
@@ -287,7 +323,10 @@ pub async fn recommendations(ctx: &Ctx<'_>) -> Res {
     check_query(ctx, &["service"])?;
     let service = match query(ctx, "service") {
         None => None,
-        Some(s) => Some(s.parse::<Service>().map_err(|e| ApiError::bad_request(e.to_string()))?),
+        Some(s) => Some(
+            s.parse::<Service>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
     };
     let runs = ctx.app.cycles.recent_runs(100).await?;
     let latest = runs
@@ -346,10 +385,16 @@ pub async fn list_resources(ctx: &Ctx<'_>) -> Res {
     check_query(ctx, &["service", "tag", "limit", "nextToken"])?;
     let service = match query(ctx, "service") {
         None => None,
-        Some(s) => Some(s.parse::<Service>().map_err(|e| ApiError::bad_request(e.to_string()))?),
+        Some(s) => Some(
+            s.parse::<Service>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
     };
     let tag = query(ctx, "tag");
-    if tag.as_deref().is_some_and(|t| t.is_empty() || t.starts_with('=') || t.len() > 256) {
+    if tag
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || t.starts_with('=') || t.len() > 256)
+    {
         return Err(ApiError::bad_request("tag must be 'key' or 'key=value'"));
     }
     let filter = InventoryFilter { service, tag };
@@ -369,7 +414,10 @@ pub async fn get_resource(ctx: &Ctx<'_>, id: &str) -> Res {
         .get(id)
         .await?
         .ok_or_else(|| shared::Error::not_found("resource", id))?;
-    Ok(json_response(200, &serde_json::to_value(r).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(r).map_err(shared::Error::from)?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -398,7 +446,10 @@ pub async fn upsert_resources(ctx: &Ctx<'_>) -> Res {
         return Err(ApiError::new(
             413,
             "payload_too_large",
-            format!("at most {MAX_RESOURCE_BATCH} resources per request, got {}", b.resources.len()),
+            format!(
+                "at most {MAX_RESOURCE_BATCH} resources per request, got {}",
+                b.resources.len()
+            ),
         ));
     }
     if b.resources.is_empty() {
@@ -427,7 +478,9 @@ pub async fn upsert_resources(ctx: &Ctx<'_>) -> Res {
         if r.region.trim().is_empty() || r.region.len() > 64 {
             problems.push(problem(i, "region", "must be 1 to 64 characters"));
         }
-        if r.monthly_cost_usd.is_some_and(|c| !c.is_finite() || c < 0.0) {
+        if r.monthly_cost_usd
+            .is_some_and(|c| !c.is_finite() || c < 0.0)
+        {
             problems.push(problem(i, "monthlyCostUsd", "must be a finite number >= 0"));
         }
         if r.memory_mb == Some(0) {
@@ -441,13 +494,25 @@ pub async fn upsert_resources(ctx: &Ctx<'_>) -> Res {
         }
         for rel in &r.relations {
             if rel.target_id.trim().is_empty() || rel.kind.trim().is_empty() {
-                problems.push(problem(i, "relations", "each relation needs kind and targetId"));
+                problems.push(problem(
+                    i,
+                    "relations",
+                    "each relation needs kind and targetId",
+                ));
             } else if rel.target_id == r.id {
-                problems.push(problem(i, "relations", "a resource cannot relate to itself"));
+                problems.push(problem(
+                    i,
+                    "relations",
+                    "a resource cannot relate to itself",
+                ));
             }
         }
         if !seen.insert(r.id.clone()) {
-            problems.push(problem(i, "id", format!("'{}' appears twice in the batch", r.id)));
+            problems.push(problem(
+                i,
+                "id",
+                format!("'{}' appears twice in the batch", r.id),
+            ));
         }
         resources.push(r);
     }
@@ -505,7 +570,9 @@ fn range(ctx: &Ctx<'_>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
 fn metric_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     match query(ctx, "metric") {
         Some(m) if !m.is_empty() && m.len() <= 255 => Ok(m),
-        _ => Err(ApiError::bad_request("metric is required (e.g. CPUUtilization)")),
+        _ => Err(ApiError::bad_request(
+            "metric is required (e.g. CPUUtilization)",
+        )),
     }
 }
 
@@ -541,12 +608,26 @@ const MAX_SUMMARY_RESOURCES: usize = 20;
 const MAX_SUMMARY_SAMPLES: usize = 2000;
 
 pub async fn query_metrics(ctx: &Ctx<'_>) -> Res {
-    check_query(ctx, &["metric", "resourceId", "service", "tag", "from", "to", "nextToken"])?;
+    check_query(
+        ctx,
+        &[
+            "metric",
+            "resourceId",
+            "service",
+            "tag",
+            "from",
+            "to",
+            "nextToken",
+        ],
+    )?;
     let metric = metric_name(ctx)?;
     let (from, to) = range(ctx)?;
     let (ids, next): (Vec<String>, Option<String>) = match query(ctx, "resourceId") {
         Some(list) => {
-            if query(ctx, "service").is_some() || query(ctx, "tag").is_some() || next_token(ctx).is_some() {
+            if query(ctx, "service").is_some()
+                || query(ctx, "tag").is_some()
+                || next_token(ctx).is_some()
+            {
                 return Err(ApiError::bad_request(
                     "resourceId cannot be combined with service, tag or nextToken",
                 ));
@@ -567,7 +648,10 @@ pub async fn query_metrics(ctx: &Ctx<'_>) -> Res {
         None => {
             let service = match query(ctx, "service") {
                 None => None,
-                Some(s) => Some(s.parse::<Service>().map_err(|e| ApiError::bad_request(e.to_string()))?),
+                Some(s) => Some(
+                    s.parse::<Service>()
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                ),
             };
             if service.is_none() && query(ctx, "tag").is_none() {
                 return Err(ApiError::bad_request(
@@ -581,9 +665,16 @@ pub async fn query_metrics(ctx: &Ctx<'_>) -> Res {
             let page = ctx
                 .app
                 .inventory
-                .list(&filter, Some(MAX_SUMMARY_RESOURCES as u32), next_token(ctx).as_deref())
+                .list(
+                    &filter,
+                    Some(MAX_SUMMARY_RESOURCES as u32),
+                    next_token(ctx).as_deref(),
+                )
                 .await?;
-            (page.items.into_iter().map(|r| r.id).collect(), page.next_token)
+            (
+                page.items.into_iter().map(|r| r.id).collect(),
+                page.next_token,
+            )
         }
     };
     let mut series = Vec::new();
@@ -595,11 +686,16 @@ pub async fn query_metrics(ctx: &Ctx<'_>) -> Res {
             to,
         };
         let mut token: Option<String> = None;
-        let (mut count, mut sum, mut min, mut max) = (0usize, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut count, mut sum, mut min, mut max) =
+            (0usize, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
         let mut latest: Option<(DateTime<Utc>, f64)> = None;
         let mut truncated = false;
         loop {
-            let page = ctx.app.metrics.query(&q, Some(100), token.as_deref(), ctx.now).await?;
+            let page = ctx
+                .app
+                .metrics
+                .query(&q, Some(100), token.as_deref(), ctx.now)
+                .await?;
             for s in &page.items {
                 count += 1;
                 sum += s.value;
@@ -647,7 +743,10 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
         return Err(ApiError::new(
             413,
             "payload_too_large",
-            format!("at most {MAX_METRIC_BATCH} samples per request, got {}", b.samples.len()),
+            format!(
+                "at most {MAX_METRIC_BATCH} samples per request, got {}",
+                b.samples.len()
+            ),
         ));
     }
     if b.samples.is_empty() {
@@ -662,7 +761,16 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
             continue;
         };
         for k in obj.keys() {
-            if !["resourceId", "service", "metric", "timestamp", "value", "unit"].contains(&k.as_str()) {
+            if ![
+                "resourceId",
+                "service",
+                "metric",
+                "timestamp",
+                "value",
+                "unit",
+            ]
+            .contains(&k.as_str())
+            {
                 problems.push(problem(i, k, "unknown field"));
             }
         }
@@ -690,7 +798,11 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
                 if metric_def(s, m).is_some() {
                     Some(m.to_string())
                 } else {
-                    problems.push(problem(i, "metric", format!("unknown metric '{m}' for {s}")));
+                    problems.push(problem(
+                        i,
+                        "metric",
+                        format!("unknown metric '{m}' for {s}"),
+                    ));
                     None
                 }
             }
@@ -707,14 +819,22 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
                     problems.push(problem(i, "timestamp", "is in the future"));
                     None
                 } else if t < ctx.now - retention {
-                    problems.push(problem(i, "timestamp", format!("is older than the {}-day retention", retention.num_days())));
+                    problems.push(problem(
+                        i,
+                        "timestamp",
+                        format!("is older than the {}-day retention", retention.num_days()),
+                    ));
                     None
                 } else {
                     Some(t)
                 }
             }
             Some(Err(_)) => {
-                problems.push(problem(i, "timestamp", "must be an RFC 3339 time such as 2026-11-23T10:00:00Z"));
+                problems.push(problem(
+                    i,
+                    "timestamp",
+                    "must be an RFC 3339 time such as 2026-11-23T10:00:00Z",
+                ));
                 None
             }
             None => {
@@ -736,7 +856,9 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
                     i,
                     "value",
                     match s.parse::<f64>() {
-                        Ok(f) if !f.is_finite() => "is not a finite number (NaN and infinities are refused)",
+                        Ok(f) if !f.is_finite() => {
+                            "is not a finite number (NaN and infinities are refused)"
+                        }
                         _ => "must be a JSON number",
                     },
                 ));
@@ -787,7 +909,9 @@ pub async fn ingest_metrics(ctx: &Ctx<'_>) -> Res {
         &batch_id,
         "metrics.ingested",
         None,
-        Some(json!({ "samples": samples.len(), "written": written, "resources": resources.len(), "from": first, "to": last })),
+        Some(
+            json!({ "samples": samples.len(), "written": written, "resources": resources.len(), "from": first, "to": last }),
+        ),
     );
     ctx.app.audit.append(&entry).await?;
     Ok(json_response(
@@ -816,7 +940,18 @@ fn audit_query(ctx: &Ctx<'_>) -> Result<AuditQuery, ApiError> {
 }
 
 pub async fn audit_trail(ctx: &Ctx<'_>) -> Res {
-    check_query(ctx, &["actor", "action", "entityId", "from", "to", "limit", "nextToken"])?;
+    check_query(
+        ctx,
+        &[
+            "actor",
+            "action",
+            "entityId",
+            "from",
+            "to",
+            "limit",
+            "nextToken",
+        ],
+    )?;
     let q = audit_query(ctx)?;
     let page = ctx
         .app
@@ -852,7 +987,11 @@ pub async fn audit_report(ctx: &Ctx<'_>) -> Res {
     let mut token: Option<String> = None;
     let mut truncated = false;
     loop {
-        let page = ctx.app.audit.query(&q, Some(100), token.as_deref(), ctx.now).await?;
+        let page = ctx
+            .app
+            .audit
+            .query(&q, Some(100), token.as_deref(), ctx.now)
+            .await?;
         for e in page.items {
             total += 1;
             *by_action.entry(e.action.clone()).or_default() += 1;
@@ -894,7 +1033,10 @@ pub async fn get_thresholds(ctx: &Ctx<'_>) -> Res {
         Some(s) => s,
         None => default_thresholds()?,
     };
-    Ok(json_response(200, &serde_json::to_value(set).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(set).map_err(shared::Error::from)?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -915,7 +1057,11 @@ pub async fn put_thresholds(ctx: &Ctx<'_>) -> Res {
         return Err(ApiError::new(422, "unprocessable", "rules is empty"));
     }
     if b.note.as_ref().is_some_and(|n| n.len() > 1000) {
-        return Err(ApiError::new(422, "unprocessable", "note is longer than 1000 characters"));
+        return Err(ApiError::new(
+            422,
+            "unprocessable",
+            "note is longer than 1000 characters",
+        ));
     }
     let current = ctx.app.thresholds.latest().await?;
     let current_version = current.as_ref().map_or(0, |s| s.version);
@@ -941,8 +1087,10 @@ pub async fn put_thresholds(ctx: &Ctx<'_>) -> Res {
             shared::Error::Validation(m) => m,
             other => return Err(other.into()),
         };
-        return Err(ApiError::new(422, "unprocessable", "the threshold set is not valid")
-            .with_details(json!({ "problems": message.split("; ").collect::<Vec<_>>() })));
+        return Err(
+            ApiError::new(422, "unprocessable", "the threshold set is not valid")
+                .with_details(json!({ "problems": message.split("; ").collect::<Vec<_>>() })),
+        );
     }
     // Conditional on the version not existing: of two admins racing, one gets 409.
     ctx.app.thresholds.put_version(&set).await?;
@@ -956,7 +1104,10 @@ pub async fn put_thresholds(ctx: &Ctx<'_>) -> Res {
     );
     entry.id = format!("thresholds|v{}", set.version);
     ctx.app.audit.append(&entry).await?;
-    Ok(json_response(201, &serde_json::to_value(&set).map_err(shared::Error::from)?))
+    Ok(json_response(
+        201,
+        &serde_json::to_value(&set).map_err(shared::Error::from)?,
+    ))
 }
 
 pub async fn threshold_history(ctx: &Ctx<'_>) -> Res {
@@ -1028,7 +1179,13 @@ pub async fn scheduler_trigger(ctx: &Ctx<'_>) -> Res {
         "dryRun": b.dry_run.unwrap_or(false),
         "requestedBy": ctx.actor,
     });
-    let job = Job::new(id, JobKind::OptimizationCycle, ctx.actor.clone(), params, ctx.now);
+    let job = Job::new(
+        id,
+        JobKind::OptimizationCycle,
+        ctx.actor.clone(),
+        params,
+        ctx.now,
+    );
     match submit(&ctx.app.jobs, &ctx.app.queue, job, ctx.now).await? {
         Submitted::Queued(job) => {
             let entry = audit_entry(
@@ -1040,14 +1197,21 @@ pub async fn scheduler_trigger(ctx: &Ctx<'_>) -> Res {
                 Some(json!({ "status": job.status, "params": job.params })),
             );
             ctx.app.audit.append(&entry).await?;
-            Ok(json_response(202, &json!({ "jobId": job.id, "status": job.status })))
+            Ok(json_response(
+                202,
+                &json!({ "jobId": job.id, "status": job.status }),
+            ))
         }
         Submitted::Duplicate(job) => {
-            let retry = TRIGGER_WINDOW_SECONDS - ctx.now.timestamp().rem_euclid(TRIGGER_WINDOW_SECONDS);
+            let retry =
+                TRIGGER_WINDOW_SECONDS - ctx.now.timestamp().rem_euclid(TRIGGER_WINDOW_SECONDS);
             let mut e = ApiError::new(
                 429,
                 "rate_limited",
-                format!("a cycle was triggered less than {TRIGGER_WINDOW_SECONDS} s ago (job {})", job.id),
+                format!(
+                    "a cycle was triggered less than {TRIGGER_WINDOW_SECONDS} s ago (job {})",
+                    job.id
+                ),
             )
             .with_details(json!({ "jobId": job.id, "retryAfterSeconds": retry }));
             e.headers.push(("retry-after", retry.to_string()));
@@ -1059,7 +1223,10 @@ pub async fn scheduler_trigger(ctx: &Ctx<'_>) -> Res {
 pub async fn websocket_status(ctx: &Ctx<'_>) -> Res {
     check_query(ctx, &[])?;
     let stats = ctx.app.connection_stats.stats(ctx.now).await?;
-    Ok(json_response(200, &serde_json::to_value(stats).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(stats).map_err(shared::Error::from)?,
+    ))
 }
 
 pub async fn get_job(ctx: &Ctx<'_>, id: &str) -> Res {
@@ -1070,7 +1237,10 @@ pub async fn get_job(ctx: &Ctx<'_>, id: &str) -> Res {
         .get(id, ctx.now)
         .await?
         .ok_or_else(|| shared::Error::not_found("job", id))?;
-    Ok(json_response(200, &serde_json::to_value(job).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(job).map_err(shared::Error::from)?,
+    ))
 }
 
 // ---- costs ----
@@ -1094,7 +1264,10 @@ pub async fn costs(ctx: &Ctx<'_>) -> Res {
         ctx.now,
     )?;
     let report = cost_service(ctx.app).report(&q, ctx.now).await?;
-    Ok(json_response(200, &serde_json::to_value(report).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(report).map_err(shared::Error::from)?,
+    ))
 }
 
 pub async fn cost_forecast(ctx: &Ctx<'_>) -> Res {
@@ -1106,5 +1279,8 @@ pub async fn cost_forecast(ctx: &Ctx<'_>) -> Res {
         })?,
     };
     let f = cost_service(ctx.app).forecast(days, ctx.now).await?;
-    Ok(json_response(200, &serde_json::to_value(f).map_err(shared::Error::from)?))
+    Ok(json_response(
+        200,
+        &serde_json::to_value(f).map_err(shared::Error::from)?,
+    ))
 }

@@ -142,10 +142,7 @@ impl App {
                 tokens.clone(),
             ),
             inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
-            recommendations: DynamoRecommendations::new(
-                ddb.clone(),
-                &config.recommendations_table,
-            ),
+            recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
             connection_stats: DynamoConnectionStats::new(ddb.clone(), &config.connections_table),
             cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
             cost_explorer: CostExplorerSource::new(aws_sdk_costexplorer::Client::new(aws)),
@@ -251,7 +248,11 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::KeysUnavailable(m) => {
                 tracing::warn!(error = %m, "JWKS unavailable");
-                ApiError::new(503, "unavailable", "token keys are unavailable; retry later")
+                ApiError::new(
+                    503,
+                    "unavailable",
+                    "token keys are unavailable; retry later",
+                )
             }
             other => {
                 let mut e = ApiError::new(401, "unauthorized", other.to_string());
@@ -274,7 +275,9 @@ fn respond(status: u16, body: String, headers: &[(&'static str, String)]) -> Res
         builder = builder.header(*k, v.as_str());
     }
     builder.body(Body::from(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Body::from(r#"{"error":{"code":"internal","message":"internal error","details":{}}}"#));
+        let mut r = Response::new(Body::from(
+            r#"{"error":{"code":"internal","message":"internal error","details":{}}}"#,
+        ));
         *r.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
@@ -305,7 +308,11 @@ async fn identify(app: &App, req: &Request) -> Result<Identity, ApiError> {
     let header = req
         .headers()
         .get("authorization")
-        .map(|v| v.to_str().map_err(|_| ApiError::new(401, "unauthorized", "the Authorization header is not text")))
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::new(401, "unauthorized", "the Authorization header is not text")
+            })
+        })
         .transpose()?;
     let token = match header {
         None => None,
@@ -350,13 +357,20 @@ async fn dispatch(
             let mut e = ApiError::new(
                 405,
                 "method_not_allowed",
-                format!("{method} is not allowed here; allowed: {}", allowed.join(", ")),
+                format!(
+                    "{method} is not allowed here; allowed: {}",
+                    allowed.join(", ")
+                ),
             );
             e.headers.push(("allow", allowed.join(", ")));
             return Err(e);
         }
         Matched::NotFound => {
-            return Err(ApiError::new(404, "not_found", format!("no route for {path}")))
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {path}"),
+            ))
         }
     };
     let identity = match route.role {
@@ -380,14 +394,18 @@ async fn dispatch(
         let decoded = percent_decode(&raw)
             .ok_or_else(|| ApiError::bad_request("a path parameter is not valid UTF-8"))?;
         if decoded.is_empty() || decoded.len() > 512 {
-            return Err(ApiError::bad_request("a path parameter must be 1 to 512 characters"));
+            return Err(ApiError::bad_request(
+                "a path parameter must be 1 to 512 characters",
+            ));
         }
         Ok(decoded)
     };
     let ctx = handlers::Ctx {
         app,
         req: &req,
-        actor: identity.as_ref().map_or("anonymous".into(), |i| i.user_id.clone()),
+        actor: identity
+            .as_ref()
+            .map_or("anonymous".into(), |i| i.user_id.clone()),
         now: app.now(),
     };
     use Op::*;

@@ -139,7 +139,11 @@ pub fn match_route(method: &str, path: &str) -> Matched {
             if allowed.iter().any(|(_, l)| *l > literals) {
                 let top = allowed.iter().map(|(_, l)| *l).max().unwrap_or(0);
                 return Matched::MethodNotAllowed(
-                    allowed.into_iter().filter(|(_, l)| *l == top).map(|(m, _)| m).collect(),
+                    allowed
+                        .into_iter()
+                        .filter(|(_, l)| *l == top)
+                        .map(|(m, _)| m)
+                        .collect(),
                 );
             }
             Matched::Route(route, params)
@@ -147,7 +151,11 @@ pub fn match_route(method: &str, path: &str) -> Matched {
         None if !allowed.is_empty() => {
             let top = allowed.iter().map(|(_, l)| *l).max().unwrap_or(0);
             Matched::MethodNotAllowed(
-                allowed.into_iter().filter(|(_, l)| *l == top).map(|(m, _)| m).collect(),
+                allowed
+                    .into_iter()
+                    .filter(|(_, l)| *l == top)
+                    .map(|(m, _)| m)
+                    .collect(),
             )
         }
         None => Matched::NotFound,

@@ -31,9 +31,11 @@ async fn costs_pages_cache_and_forecast() {
     let h = harness_on(stack).await;
 
     // Page 1 and 2 of a grouped monthly question, then 91 days of daily history.
-    let grouped = |start: &str, end: &str, groups: Value| json!({
-        "TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": groups, "Estimated": false
-    });
+    let grouped = |start: &str, end: &str, groups: Value| {
+        json!({
+            "TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": groups, "Estimated": false
+        })
+    };
     let page1 = json!({
         "ResultsByTime": [grouped("2026-09-01", "2026-10-01", json!([
             {"Keys": ["Amazon Elastic Compute Cloud - Compute"], "Metrics": {"UnblendedCost": {"Amount": "1200.50", "Unit": "USD"}}},
@@ -67,22 +69,48 @@ async fn costs_pages_cache_and_forecast() {
         .unwrap();
 
     let mut req = Req::from_event("get-costs.json");
-    req.token(Some(&h.as_role(Role::Viewer)))
-        .query(&[("start", "2026-09-01"), ("end", "2026-11-01"), ("granularity", "MONTHLY"), ("groupBy", "service")]);
+    req.token(Some(&h.as_role(Role::Viewer))).query(&[
+        ("start", "2026-09-01"),
+        ("end", "2026-11-01"),
+        ("granularity", "MONTHLY"),
+        ("groupBy", "service"),
+    ]);
     let r = h.send(&req).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["pagesFetched"], 2);
     assert_eq!(r.body["cached"], false);
     assert_eq!(r.body["periods"].as_array().unwrap().len(), 2);
-    assert!((r.body["total"].as_f64().unwrap() - 2760.75).abs() < 1e-6, "{r:?}");
+    assert!(
+        (r.body["total"].as_f64().unwrap() - 2760.75).abs() < 1e-6,
+        "{r:?}"
+    );
     assert!((r.body["periods"][0]["total"].as_f64().unwrap() - 1510.75).abs() < 1e-6);
-    assert_eq!(r.body["byGroup"][0]["key"], "Amazon Elastic Compute Cloud - Compute");
+    assert_eq!(
+        r.body["byGroup"][0]["key"],
+        "Amazon Elastic Compute Cloud - Compute"
+    );
     assert_eq!(h.app.cost_explorer.calls(), 2);
 
     // The same question, spelled differently: from the cache, no Cost Explorer call.
-    let r = h.call(Role::Viewer, "GET", "/api/costs", &[("start", "2026-09-01"), ("end", "2026-11-01"), ("granularity", "monthly"), ("groupBy", "SERVICE")], None).await;
+    let r = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/costs",
+            &[
+                ("start", "2026-09-01"),
+                ("end", "2026-11-01"),
+                ("granularity", "monthly"),
+                ("groupBy", "SERVICE"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
-    assert_eq!((r.body["cached"].as_bool(), r.body["pagesFetched"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(
+        (r.body["cached"].as_bool(), r.body["pagesFetched"].as_u64()),
+        (Some(true), Some(0))
+    );
     assert!((r.body["total"].as_f64().unwrap() - 2760.75).abs() < 1e-6);
     assert_eq!(h.app.cost_explorer.calls(), 2);
 
@@ -96,10 +124,22 @@ async fn costs_pages_cache_and_forecast() {
         let r = h.call(Role::Viewer, "GET", "/api/costs", &bad, None).await;
         assert_eq!(r.status, 400, "{bad:?}: {r:?}");
     }
-    assert_eq!(h.app.cost_explorer.calls(), 2, "bad questions never reach Cost Explorer");
+    assert_eq!(
+        h.app.cost_explorer.calls(),
+        2,
+        "bad questions never reach Cost Explorer"
+    );
 
     // The computed forecast, from the injected daily history.
-    let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", "14")], None).await;
+    let r = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/costs/forecast",
+            &[("days", "14")],
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["source"], "computed");
     assert_eq!(r.body["historyDays"], 91);
@@ -109,18 +149,38 @@ async fn costs_pages_cache_and_forecast() {
     // Noiseless history: the forecast continues the trend and the weekly shape.
     for (k, d) in days.iter().enumerate() {
         let date = h.now.date_naive() + Duration::days(k as i64);
-        let expect = (100.0 + 0.5 * (91 + k) as f64) * weekly[date.weekday().num_days_from_monday() as usize];
+        let expect = (100.0 + 0.5 * (91 + k) as f64)
+            * weekly[date.weekday().num_days_from_monday() as usize];
         let got = d["mean"].as_f64().unwrap();
-        assert!((got - expect).abs() / expect < 0.01, "day {k}: {got} vs {expect}");
+        assert!(
+            (got - expect).abs() / expect < 0.01,
+            "day {k}: {got} vs {expect}"
+        );
         assert!(d["lower"].as_f64().unwrap() <= got && got <= d["upper"].as_f64().unwrap());
     }
     assert_eq!(h.app.cost_explorer.calls(), 3);
     // The history question is cached too.
-    let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", "7")], None).await;
+    let r = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/costs/forecast",
+            &[("days", "7")],
+            None,
+        )
+        .await;
     assert_eq!(r.body["cached"], true);
     assert_eq!(h.app.cost_explorer.calls(), 3);
     for bad in ["0", "91", "x"] {
-        let r = h.call(Role::Viewer, "GET", "/api/costs/forecast", &[("days", bad)], None).await;
+        let r = h
+            .call(
+                Role::Viewer,
+                "GET",
+                "/api/costs/forecast",
+                &[("days", bad)],
+                None,
+            )
+            .await;
         assert_eq!(r.status, 400, "{bad}");
     }
 }

@@ -34,8 +34,14 @@ fn every_route_is_documented_and_every_documented_route_is_served() {
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in openapi.yaml: {undocumented:?}");
-    assert!(unserved.is_empty(), "in openapi.yaml but not served: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in openapi.yaml but not served: {unserved:?}"
+    );
     let open: BTreeSet<(String, String)> = ROUTES
         .iter()
         .filter(|r| r.role.is_none())

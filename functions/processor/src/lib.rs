@@ -204,7 +204,9 @@ pub async fn handle(
                 )
                 .await
                 .map(|o| match o {
-                    CostJobOutcome::Completed(r) => format!("cost report: {:.2} {}", r.total, r.currency),
+                    CostJobOutcome::Completed(r) => {
+                        format!("cost report: {:.2} {}", r.total, r.currency)
+                    }
                     CostJobOutcome::Duplicate => "duplicate delivery".into(),
                     CostJobOutcome::Failed(e) => format!("cost job failed: {e}"),
                 })

@@ -47,7 +47,13 @@ async fn cost_job_publishes_a_report_and_completes() {
     let now = Utc::now();
     let params = json!({"start": "2026-10-01", "end": "2026-11-01", "granularity": "MONTHLY", "groupBy": "account"});
     let good = Job::new("cost-1", JobKind::CostAnalysis, "ana", params, now);
-    let bad = Job::new("cost-2", JobKind::CostAnalysis, "ana", json!({"granularity": "WEEKLY"}), now);
+    let bad = Job::new(
+        "cost-2",
+        JobKind::CostAnalysis,
+        "ana",
+        json!({"granularity": "WEEKLY"}),
+        now,
+    );
     submit(&p.jobs, &p.queue, good, now).await.unwrap();
     submit(&p.jobs, &p.queue, bad, now).await.unwrap();
 
@@ -65,14 +71,22 @@ async fn cost_job_publishes_a_report_and_completes() {
     let job = p.jobs.get("cost-1", Utc::now()).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Succeeded);
     let result = job.result.unwrap();
-    assert!((result["total"].as_f64().unwrap() - 907.5).abs() < 1e-6, "{result}");
+    assert!(
+        (result["total"].as_f64().unwrap() - 907.5).abs() < 1e-6,
+        "{result}"
+    );
     assert_eq!(result["byGroup"][0]["key"], "123456789012");
     let failed = p.jobs.get("cost-2", Utc::now()).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
     assert!(failed.error.unwrap().contains("granularity"));
 
     let events = events.0.lock().unwrap();
-    let reports: Vec<_> = events.iter().filter(|e| matches!(e, Event::CostReport { job_id, .. } if job_id == "cost-1")).collect();
+    let reports: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::CostReport { job_id, .. } if job_id == "cost-1"))
+        .collect();
     assert_eq!(reports.len(), 1);
-    assert!(events.iter().any(|e| matches!(e, Event::JobFailed { job_id, .. } if job_id == "cost-2")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::JobFailed { job_id, .. } if job_id == "cost-2")));
 }

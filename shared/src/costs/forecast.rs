@@ -203,12 +203,7 @@ pub fn mape(actual: &[f64], predicted: &[f64]) -> f64 {
     if pairs.is_empty() {
         return 0.0;
     }
-    pairs
-        .iter()
-        .map(|(a, p)| ((a - p) / a).abs())
-        .sum::<f64>()
-        / pairs.len() as f64
-        * 100.0
+    pairs.iter().map(|(a, p)| ((a - p) / a).abs()).sum::<f64>() / pairs.len() as f64 * 100.0
 }
 
 /// Synthetic daily costs with a known trend and weekly pattern, plus
@@ -254,7 +249,11 @@ mod tests {
         let f = forecast(train, 30, 80).unwrap();
         let actual: Vec<f64> = test.iter().map(|(_, v)| *v).collect();
         let predicted: Vec<f64> = f.days.iter().map(|d| d.mean).collect();
-        assert!(mape(&actual, &predicted) < 0.5, "{}", mape(&actual, &predicted));
+        assert!(
+            mape(&actual, &predicted) < 0.5,
+            "{}",
+            mape(&actual, &predicted)
+        );
         assert!((f.trend_per_day - 0.5 * (WEEKLY.iter().sum::<f64>() / 7.0)).abs() < 0.05);
         assert_eq!(f.days[0].date, day("2026-04-05"));
     }

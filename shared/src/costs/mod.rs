@@ -293,12 +293,17 @@ pub struct CostExplorerSource {
     calls: AtomicU64,
 }
 
-fn amount(m: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::types::MetricValue>>) -> (f64, Option<String>) {
+fn amount(
+    m: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::types::MetricValue>>,
+) -> (f64, Option<String>) {
     let Some(m) = m else { return (0.0, None) };
     let v = m.get(METRIC).or_else(|| m.values().next());
     match v {
         Some(v) => (
-            v.amount().and_then(|a| a.parse::<f64>().ok()).filter(|a| a.is_finite()).unwrap_or(0.0),
+            v.amount()
+                .and_then(|a| a.parse::<f64>().ok())
+                .filter(|a| a.is_finite())
+                .unwrap_or(0.0),
             v.unit().map(str::to_string),
         ),
         None => (0.0, None),
@@ -307,7 +312,9 @@ fn amount(m: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::typ
 
 fn date(s: Option<&str>) -> Result<NaiveDate> {
     s.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        .ok_or_else(|| Error::Internal("Cost Explorer returned a period without a valid date".into()))
+        .ok_or_else(|| {
+            Error::Internal("Cost Explorer returned a period without a valid date".into())
+        })
 }
 
 impl CostExplorerSource {
@@ -360,9 +367,9 @@ impl CostSource for CostExplorerSource {
             let out = out?;
             pages += 1;
             for r in out.results_by_time() {
-                let tp = r
-                    .time_period()
-                    .ok_or_else(|| Error::Internal("Cost Explorer returned a period without dates".into()))?;
+                let tp = r.time_period().ok_or_else(|| {
+                    Error::Internal("Cost Explorer returned a period without dates".into())
+                })?;
                 let start = date(Some(tp.start()))?;
                 let end = date(Some(tp.end()))?;
                 let period = periods.entry(start).or_insert_with(|| PeriodCost {
@@ -387,7 +394,10 @@ impl CostSource for CostExplorerSource {
                     }
                 }
             }
-            token = out.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
+            token = out
+                .next_page_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
             if token.is_none() {
                 break;
             }
@@ -447,8 +457,12 @@ impl CostSource for CostExplorerSource {
                 Ok(forecast::DayForecast {
                     date: date(r.time_period().map(|t| t.start()))?,
                     mean,
-                    lower: r.prediction_interval_lower_bound().map_or(mean, |v| num(Some(v))),
-                    upper: r.prediction_interval_upper_bound().map_or(mean, |v| num(Some(v))),
+                    lower: r
+                        .prediction_interval_lower_bound()
+                        .map_or(mean, |v| num(Some(v))),
+                    upper: r
+                        .prediction_interval_upper_bound()
+                        .map_or(mean, |v| num(Some(v))),
                 })
             })
             .collect()
@@ -593,11 +607,8 @@ impl Costs<'_> {
 /// days ending at the last day reported (days Cost Explorer left out inside
 /// the range count as zero cost).
 pub fn daily_series(report: &CostReport) -> Vec<(NaiveDate, f64)> {
-    let by_day: BTreeMap<NaiveDate, f64> = report
-        .periods
-        .iter()
-        .map(|p| (p.start, p.total))
-        .collect();
+    let by_day: BTreeMap<NaiveDate, f64> =
+        report.periods.iter().map(|p| (p.start, p.total)).collect();
     let (Some(first), Some(last)) = (by_day.keys().next(), by_day.keys().next_back()) else {
         return Vec::new();
     };
@@ -622,10 +633,31 @@ mod tests {
 
     #[test]
     fn equal_questions_share_a_key_however_spelled() {
-        let a = CostQuery::parse(Some("2026-10-01"), Some("2026-11-01"), Some("daily"), Some("SERVICE"), now()).unwrap();
-        let b = CostQuery::parse(Some("2026-10-01"), Some("2026-11-01"), Some("DAILY"), Some("service"), now()).unwrap();
+        let a = CostQuery::parse(
+            Some("2026-10-01"),
+            Some("2026-11-01"),
+            Some("daily"),
+            Some("SERVICE"),
+            now(),
+        )
+        .unwrap();
+        let b = CostQuery::parse(
+            Some("2026-10-01"),
+            Some("2026-11-01"),
+            Some("DAILY"),
+            Some("service"),
+            now(),
+        )
+        .unwrap();
         assert_eq!(a.cache_key(), b.cache_key());
-        let c = CostQuery::parse(Some("2026-10-01"), Some("2026-11-01"), Some("MONTHLY"), Some("service"), now()).unwrap();
+        let c = CostQuery::parse(
+            Some("2026-10-01"),
+            Some("2026-11-01"),
+            Some("MONTHLY"),
+            Some("service"),
+            now(),
+        )
+        .unwrap();
         assert_ne!(a.cache_key(), c.cache_key());
     }
 
@@ -641,7 +673,10 @@ mod tests {
             (Some("2026-10-01"), Some("2027-01-01"), None, None),
         ] {
             assert!(
-                matches!(CostQuery::parse(s, e, g, gb, now()), Err(Error::Validation(_))),
+                matches!(
+                    CostQuery::parse(s, e, g, gb, now()),
+                    Err(Error::Validation(_))
+                ),
                 "{s:?} {e:?} {g:?} {gb:?}"
             );
         }
@@ -699,7 +734,10 @@ pub async fn run_cost_job(
             result: None,
             error: Some(message.clone()),
         };
-        if let Err(e) = jobs.transition(job_id, JobStatus::Failed, outcome, now).await {
+        if let Err(e) = jobs
+            .transition(job_id, JobStatus::Failed, outcome, now)
+            .await
+        {
             tracing::warn!(job_id, error = %e, "could not mark the cost job failed");
         }
         let _ = notifier

@@ -43,7 +43,10 @@ pub fn fixed_now() -> DateTime<Utc> {
 
 pub fn env_of(stack: &LocalStack) -> std::collections::BTreeMap<String, String> {
     let mut env = stack.function_env("ApiFunction");
-    env.insert("PAGE_TOKEN_SECRET".into(), "page-token-secret-for-tests".into());
+    env.insert(
+        "PAGE_TOKEN_SECRET".into(),
+        "page-token-secret-for-tests".into(),
+    );
     env.insert("AUTH_ISSUER".into(), ISSUER.into());
     env.insert("AUTH_AUDIENCE".into(), AUDIENCE.into());
     env.insert("AUTH_HS256_SECRET".into(), SECRET.into());
@@ -106,7 +109,10 @@ impl Req {
     }
 
     pub fn header(&mut self, k: &str, v: Option<&str>) -> &mut Self {
-        for (field, value) in [("headers", v.map(|v| json!(v))), ("multiValueHeaders", v.map(|v| json!([v])))] {
+        for (field, value) in [
+            ("headers", v.map(|v| json!(v))),
+            ("multiValueHeaders", v.map(|v| json!([v]))),
+        ] {
             let map = self.event[field].as_object_mut().unwrap();
             match value {
                 Some(value) => {
@@ -126,10 +132,14 @@ impl Req {
     }
 
     pub fn query(&mut self, pairs: &[(&str, &str)]) -> &mut Self {
-        let single: serde_json::Map<String, Value> =
-            pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-        let multi: serde_json::Map<String, Value> =
-            pairs.iter().map(|(k, v)| (k.to_string(), json!([v]))).collect();
+        let single: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let multi: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!([v])))
+            .collect();
         self.event["queryStringParameters"] = Value::Object(single);
         self.event["multiValueQueryStringParameters"] = Value::Object(multi);
         self
@@ -196,7 +206,14 @@ impl Harness {
     }
 
     /// Sends with a token for `role`.
-    pub async fn call(&self, role: Role, method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        role: Role,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
         let mut r = Req::new(method, path);
         r.token(Some(&self.as_role(role))).query(query);
         if let Some(b) = body {
