@@ -15,6 +15,7 @@ pub mod dynamo;
 pub mod error;
 pub mod jobs;
 pub mod notify;
+pub mod observe;
 pub mod queue;
 pub mod store;
 

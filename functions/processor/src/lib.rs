@@ -12,6 +12,7 @@ use shared::dynamo::*;
 use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
 use shared::store::PageTokenCodec;
+use tracing::Instrument;
 
 /// What the function reads from its environment, once, at start-up.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,8 +214,10 @@ pub async fn handle(
                 .map_err(|e| e.to_string())
             }
             Some(Ok(message)) => {
+                // Every log line of the job carries its id (a span field,
+                // inside the runtime's span with the request id); a guard
+                // from span.enter() would not follow the future across awaits.
                 let span = tracing::info_span!("job", job_id = %message.job_id, shard = ?message.shard.as_ref().map(|s| s.index));
-                let _enter = span.enter();
                 cycle::handle(
                     &ports,
                     &processor.config.cycle,
@@ -222,6 +225,7 @@ pub async fn handle(
                     receive_count,
                     now,
                 )
+                .instrument(span)
                 .await
                 .map(|h| summary(&h))
                 .map_err(|e| e.to_string())

@@ -390,48 +390,37 @@ async fn run(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| FrameError::bad("the event carries no connectionId"))?;
     let core = |e| from_core(e, reference);
+    if request.action == "subscribe" {
+        // The store reads the connection and writes the subscriptions on the
+        // condition that it still exists: no read of our own is needed.
+        let topics = topics(&mut args)?;
+        args.done()?;
+        match deps
+            .connections
+            .subscribe(connection_id, &topics, now)
+            .await
+        {
+            Ok(()) => {}
+            Err(shared::Error::NotFound { .. }) => return Err(unregistered()),
+            Err(e) => return Err(core(e)),
+        }
+        return current_topics(deps, connection_id, now).await.map_err(core);
+    }
     let connection = deps
         .connections
         .get(connection_id, now)
         .await
         .map_err(core)?
-        .ok_or_else(|| {
-            FrameError::new(
-                "unauthorized",
-                "this connection is not registered or has expired; reconnect",
-            )
-        })?;
+        .ok_or_else(unregistered)?;
     match request.action {
-        "subscribe" | "unsubscribe" => {
+        "unsubscribe" => {
             let topics = topics(&mut args)?;
             args.done()?;
-            if request.action == "subscribe" {
-                match deps
-                    .connections
-                    .subscribe(connection_id, &topics, now)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(shared::Error::NotFound { .. }) => {
-                        return Err(FrameError::new(
-                            "unauthorized",
-                            "this connection is not registered or has expired; reconnect",
-                        ))
-                    }
-                    Err(e) => return Err(core(e)),
-                }
-            } else {
-                deps.connections
-                    .unsubscribe(connection_id, &topics)
-                    .await
-                    .map_err(core)?;
-            }
-            let current = deps
-                .connections
-                .topics_of(connection_id, now)
+            deps.connections
+                .unsubscribe(connection_id, &topics)
                 .await
                 .map_err(core)?;
-            Ok(json!({ "type": "ack", "topics": current }))
+            current_topics(deps, connection_id, now).await.map_err(core)
         }
         "runCycle" => {
             require(&connection, Role::Operator, "runCycle")?;
@@ -489,6 +478,22 @@ async fn run(
             format!("unknown action '{other}'"),
         )),
     }
+}
+
+fn unregistered() -> FrameError {
+    FrameError::new(
+        "unauthorized",
+        "this connection is not registered or has expired; reconnect",
+    )
+}
+
+async fn current_topics(
+    deps: &Deps,
+    connection_id: &str,
+    now: DateTime<Utc>,
+) -> shared::Result<Value> {
+    let topics = deps.connections.topics_of(connection_id, now).await?;
+    Ok(json!({ "type": "ack", "topics": topics }))
 }
 
 fn require(connection: &Connection, role: Role, action: &str) -> Result<(), FrameError> {

@@ -7,6 +7,7 @@ mod emulator;
 pub mod estate;
 pub mod event_source;
 pub mod gateway;
+pub mod rest;
 pub mod schedule;
 pub mod seed;
 mod template;

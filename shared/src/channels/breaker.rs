@@ -194,7 +194,8 @@ mod tests {
                         let allowed = b.try_acquire(now);
                         prop_assert_eq!(allowed, expect_allowed);
                         if !allowed {
-                            prop_assert!(matches!(b.state(), BreakerState::Open { .. }));
+                            let open = matches!(b.state(), BreakerState::Open { .. });
+                            prop_assert!(open);
                             continue;
                         }
                         let trial = open_until.is_some();

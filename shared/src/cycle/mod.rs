@@ -142,6 +142,7 @@ async fn fail_job(ports: &Ports<'_>, job_id: &str, error: &str, now: DateTime<Ut
         .await
     {
         Ok(_) => {
+            crate::observe::cycle_failed(job_id, error);
             if let Ok(Some(mut run)) = ports.runs.get_run(job_id).await {
                 run.status = RunStatus::Failed;
                 run.finished_at = Some(now);
@@ -771,6 +772,7 @@ async fn finalize(
     tracker.run.finished_at = Some(Utc::now().max(now));
     ports.runs.put_run(&tracker.run).await?;
     settle_job(ports, &job_id, JobStatus::Succeeded, summary.clone(), now).await?;
+    crate::observe::cycle_completed(&tracker.run);
     ports
         .notifier
         .publish(&Event::JobCompleted { job_id, summary })
