@@ -79,7 +79,8 @@ async fn gateway_child() {
     let gateway = Arc::new(
         WsFunctions::from_lookup(&env, &aws).expect("the WebSocket functions' configuration"),
     )
-    .gateway(GatewayConfig::default());
+    .gateway(GatewayConfig::default())
+    .expect("the WebSocket routes of template.yaml");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
