@@ -411,8 +411,9 @@ def install_dynamodb_transaction_patch() -> None:
     to restore what the transaction can change, so: the items it names are
     replaced in the live table by private copies first (the backup keeps the
     originals, untouched by any in-place update), and the backup is a
-    shallow clone of the table with its own item containers. Rollback
-    restores exactly what moto's full copy would have.
+    shallow clone of the table that shares the partitions the transaction
+    does not name and copies those it does. Rollback restores exactly what
+    moto's full copy would have.
     """
     import copy as real_copy
     import types
@@ -424,14 +425,21 @@ def install_dynamodb_transaction_patch() -> None:
     # items the live table now holds private copies of.
     originals: dict[int, list] = {}
 
+    # id(table) -> hash keys of the partitions the transaction names.
+    touched: dict[int, set] = {}
+
     def snapshot(table: Any) -> Any:
         clone = real_copy.copy(table)
+        # Partitions the transaction does not name are never written by it,
+        # so the backup may share them; the named ones get their own dicts.
+        clone.items = defaultdict(dict, table.items)
         if table.range_key_attr is not None:
-            clone.items = defaultdict(dict, {h: dict(r) for h, r in table.items.items()})
+            for h in touched.get(id(table), ()):
+                if h in table.items:
+                    clone.items[h] = dict(table.items[h])
             for h, r, item in originals.get(id(table), []):
                 clone.items[h][r] = item
         else:
-            clone.items = defaultdict(dict, table.items)
             for h, _, item in originals.get(id(table), []):
                 clone.items[h] = item
         return clone
@@ -453,6 +461,7 @@ def install_dynamodb_transaction_patch() -> None:
             if table is None or not isinstance(key, dict) or table.hash_key_attr not in key:
                 continue
             h = DynamoType(key[table.hash_key_attr])
+            touched.setdefault(id(table), set()).add(h)
             if table.range_key_attr is not None:
                 if table.range_key_attr not in key:
                     continue
@@ -469,6 +478,7 @@ def install_dynamodb_transaction_patch() -> None:
 
     def transact_write_items(self: Any, transact_items: list) -> None:
         originals.clear()
+        touched.clear()
         privatise_named_items(self, transact_items)
         # DynamoDB requests are serialised (SerializedServices), so swapping
         # the module's `copy` for the duration of one call is race-free.
@@ -478,6 +488,7 @@ def install_dynamodb_transaction_patch() -> None:
         finally:
             models.copy = real_copy
             originals.clear()
+            touched.clear()
 
     Backend.transact_write_items = transact_write_items
 

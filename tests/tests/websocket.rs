@@ -176,6 +176,28 @@ async fn only_a_valid_token_connects() {
         "alg none"
     );
     assert_eq!(dev.gateway.open_connections(), 2);
+
+    // The same stack serves the REST API, with the same tokens.
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{}/api/health", dev.rest_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let unauthorised = http
+        .get(format!("{}/api/recommendations", dev.rest_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    let listed = http
+        .get(format!("{}/api/recommendations", dev.rest_url()))
+        .bearer_auth(&valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status().as_u16(), 200);
     dev.shutdown().await;
 }
 

@@ -143,25 +143,84 @@ impl WsFunctions {
         })
     }
 
-    /// The WebSocket API: `$connect`, `$disconnect`, and every action on
-    /// `$default` (route selection `$request.body.action`; ws-message
-    /// dispatches the actions itself).
-    pub fn gateway(self: Arc<Self>, config: GatewayConfig) -> Gateway {
-        let (c, d, m) = (self.clone(), self.clone(), self);
-        Gateway::new(config)
-            .route("$connect", move |e| {
-                let f = c.clone();
-                async move { ws_connect::handle(&f.connect, e, Utc::now()).await }
-            })
-            .route("$disconnect", move |e| {
-                let f = d.clone();
-                async move { ws_disconnect::handle(&f.disconnect, e, Utc::now()).await }
-            })
-            .route("$default", move |e| {
-                let f = m.clone();
-                async move { ws_message::handle(&f.message, e, Utc::now()).await }
-            })
+    /// The WebSocket API with the routes template.yaml declares (each
+    /// route's integration names the function behind it).
+    pub fn gateway(self: Arc<Self>, config: GatewayConfig) -> Result<Gateway, String> {
+        let template = finops_local::Template::load().map_err(|e| e.to_string())?;
+        let mut gateway = Gateway::new(config);
+        for (key, function) in websocket_routes(&template)? {
+            let f = self.clone();
+            gateway = match function.as_str() {
+                "WsConnectFunction" => gateway.route(key, move |e| {
+                    let f = f.clone();
+                    async move { ws_connect::handle(&f.connect, e, Utc::now()).await }
+                }),
+                "WsDisconnectFunction" => gateway.route(key, move |e| {
+                    let f = f.clone();
+                    async move { ws_disconnect::handle(&f.disconnect, e, Utc::now()).await }
+                }),
+                "WsMessageFunction" => gateway.route(key, move |e| {
+                    let f = f.clone();
+                    async move { ws_message::handle(&f.message, e, Utc::now()).await }
+                }),
+                other => {
+                    return Err(format!(
+                        "route '{key}' targets {other}, which the local stack does not run"
+                    ))
+                }
+            };
+        }
+        Ok(gateway)
     }
+}
+
+/// The WebSocket routes of template.yaml: (route key, function logical id),
+/// following each `AWS::ApiGatewayV2::Route`'s `Target`
+/// (`integrations/${Integration}`) to the integration's `IntegrationUri`
+/// (`...${Function.Arn}/invocations`).
+pub fn websocket_routes(
+    template: &finops_local::Template,
+) -> Result<Vec<(String, String)>, String> {
+    fn text(v: &serde_yaml::Value) -> Option<String> {
+        match v {
+            serde_yaml::Value::String(s) => Some(s.clone()),
+            serde_yaml::Value::Tagged(t) => text(&t.value),
+            _ => None,
+        }
+    }
+    fn field(v: &serde_yaml::Value, key: &str) -> Option<String> {
+        text(v.as_mapping()?.get(serde_yaml::Value::String(key.into()))?)
+    }
+    /// The logical id inside `${...}`, without an attribute.
+    fn reference(s: &str) -> Option<String> {
+        let start = s.find("${")? + 2;
+        let end = start + s[start..].find('}')?;
+        Some(s[start..end].split('.').next()?.to_string())
+    }
+    let mut routes = Vec::new();
+    for (id, props) in template.of_type("AWS::ApiGatewayV2::Route") {
+        let key = field(props, "RouteKey").ok_or(format!("route {id} has no RouteKey"))?;
+        let integration = field(props, "Target")
+            .as_deref()
+            .and_then(reference)
+            .ok_or(format!(
+                "route {id}: Target is not integrations/${{Integration}}"
+            ))?;
+        let function = template
+            .properties(&integration)
+            .and_then(|p| field(p, "IntegrationUri"))
+            .as_deref()
+            .and_then(|uri| {
+                let at = uri.find(".Arn}")?;
+                reference(&uri[uri[..at].rfind("${")?..])
+            })
+            .ok_or(format!("integration {integration} names no function"))?;
+        routes.push((key, function));
+    }
+    if routes.is_empty() {
+        return Err("template.yaml declares no WebSocket routes".into());
+    }
+    Ok(routes)
 }
 
 impl Functions {
@@ -258,7 +317,7 @@ impl Functions {
     }
 
     /// The WebSocket API with the real functions on its routes.
-    pub fn gateway(&self, config: GatewayConfig) -> Gateway {
+    pub fn gateway(&self, config: GatewayConfig) -> Result<Gateway, String> {
         self.ws.clone().gateway(config)
     }
 
@@ -370,12 +429,26 @@ impl Dev {
         .collect();
         let functions = Arc::new(Functions::build(&stack, &extra)?);
 
-        let gateway = routes(functions.gateway(settings.gateway.clone()), &functions)
+        let gateway = routes(functions.gateway(settings.gateway.clone())?, &functions)
             .spawn(ws_listener)
             .map_err(|e| e.to_string())?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        drop(rest_listener);
+
+        let f = functions.clone();
+        let mut rest_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = finops_local::rest::serve_rest(rest_listener, move |req| {
+                let f = f.clone();
+                async move { api::handle(&f.api, req).await }
+            });
+            tokio::select! {
+                r = serve => if let Err(e) = r {
+                    tracing::error!(error = %e, "the REST server stopped");
+                },
+                _ = finops_local::gateway::stopped(&mut rest_stop) => {}
+            }
+        }));
 
         let sqs = aws_sdk_sqs::Client::new(&stack.config);
         for _ in 0..settings.pollers.max(1) {
@@ -459,5 +532,24 @@ impl Dev {
                 t.abort();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_templates_routes_lead_to_the_websocket_functions() {
+        let template = finops_local::Template::load().unwrap();
+        let routes: BTreeMap<String, String> =
+            websocket_routes(&template).unwrap().into_iter().collect();
+        assert_eq!(routes["$connect"], "WsConnectFunction");
+        assert_eq!(routes["$disconnect"], "WsDisconnectFunction");
+        assert_eq!(routes["$default"], "WsMessageFunction");
+        assert!(routes
+            .iter()
+            .filter(|(k, _)| !k.starts_with('$'))
+            .all(|(_, f)| f == "WsMessageFunction"));
     }
 }

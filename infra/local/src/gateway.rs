@@ -667,7 +667,7 @@ async fn run_connection(shared: Arc<Shared>, id: String, mut info: Connection, m
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 

@@ -580,3 +580,60 @@ async fn shutdown_disconnects_every_open_connection() {
         assert_eq!(close_code(c).await, Some(1001));
     }
 }
+
+/// Keys of a JSON object whose values are not null.
+fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fixture(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(finops_local::repo_root().join("events").join(path))
+        .expect("the sample event exists");
+    serde_json::from_str(&text).expect("the sample event is JSON")
+}
+
+/// Every field the API Gateway sample events carry, ours carry too.
+fn assert_covers(ours: &ApiGatewayWebsocketProxyRequest, sample: &serde_json::Value) {
+    let ours = serde_json::to_value(ours).unwrap();
+    let missing: Vec<_> = keys(sample).difference(&keys(&ours)).cloned().collect();
+    assert!(missing.is_empty(), "top-level fields missing: {missing:?}");
+    let missing: Vec<_> = keys(&sample["requestContext"])
+        .difference(&keys(&ours["requestContext"]))
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "requestContext fields missing: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn events_carry_every_field_of_the_api_gateway_samples() {
+    let (gw, mut seen) = start(GatewayConfig::default()).await;
+    let mut client = connect(&gw, "token=good").await.unwrap();
+    assert_covers(
+        &recv(&mut seen.connects).await,
+        &fixture("ws-connect/valid-token.json"),
+    );
+    client
+        .send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    next_text(&mut client).await;
+    assert_covers(
+        &recv(&mut seen.messages).await,
+        &fixture("ws-message/ping.json"),
+    );
+    client.close(None).await.unwrap();
+    assert_covers(
+        &recv(&mut seen.disconnects).await,
+        &fixture("ws-disconnect/disconnect.json"),
+    );
+}
