@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod approvals;
+pub mod calls;
 pub mod collector;
 pub mod cycle;
 pub mod domain;

@@ -6,6 +6,7 @@ mod emulator;
 pub mod estate;
 pub mod event_source;
 pub mod seed;
+pub mod synthetic;
 mod template;
 
 pub use emulator::{sdk_config, Emulator};
