@@ -108,7 +108,24 @@ impl Processor {
         aws: &aws_config::SdkConfig,
         notifier: Box<dyn Notifier>,
     ) -> Processor {
-        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        Self::with_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(aws),
+            aws_sdk_cloudwatch::Client::new(aws),
+            aws_sdk_sqs::Client::new(aws),
+            notifier,
+        )
+    }
+
+    /// The adapters over clients built elsewhere (benchmarks attach a call
+    /// counter, or an in-process CloudWatch, to their configs).
+    pub fn with_clients(
+        config: Config,
+        ddb: aws_sdk_dynamodb::Client,
+        cloudwatch: aws_sdk_cloudwatch::Client,
+        sqs: aws_sdk_sqs::Client,
+        notifier: Box<dyn Notifier>,
+    ) -> Processor {
         // Listing tokens never leave this process, so a per-process key will do.
         let tokens = PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes());
         Processor {
@@ -128,8 +145,8 @@ impl Processor {
             ),
             inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
             recommendations: DynamoRecommendations::new(ddb, &config.recommendations_table),
-            source: CloudWatchSource::new(aws_sdk_cloudwatch::Client::new(aws)),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
+            source: CloudWatchSource::new(cloudwatch),
+            queue: SqsJobQueue::new(sqs, &config.jobs_queue_url),
             notifier,
             config,
         }
