@@ -693,6 +693,76 @@ MAX_SEED_BODY = 256 * 1024 * 1024
 _PATCHED = False  # set by main(): whether the index exists to be kept current
 
 
+def install_transaction_patch() -> None:
+    """Make TransactWriteItems cost what its items cost, not its tables' size.
+
+    moto 5.2.5 backs up every table a transaction touches with a deep copy
+    before applying it, so each transaction costs time in proportion to all
+    the items of those tables: a cycle opening one approval request per
+    recommendation (three items each, into tables that grow with every
+    request) slowed down quadratically. This keeps moto's transaction logic
+    and replaces only the backup: the items the transaction names are saved
+    before it runs and put back if it is cancelled. DynamoDB requests are
+    serialised (SerializedServices), so nothing else sees the state between.
+    """
+    import copy
+
+    from moto.dynamodb.exceptions import (
+        MockValidationException,
+        MultipleTransactionsException,
+        TransactionCanceledException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+
+    def _key_of(backend: Any, op_type: str, op: dict) -> tuple[str, dict] | None:
+        table_name = op.get("TableName")
+        if table_name not in backend.tables:
+            return None
+        if op_type != "Put":
+            return (table_name, op.get("Key")) if op.get("Key") else None
+        table = backend.tables[table_name]
+        item = op.get("Item") or {}
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        if any(n not in item for n in names):
+            return None
+        return table_name, {n: item[n] for n in names}
+
+    def transact_write_items(self, transact_items: list) -> None:
+        saved = []
+        for entry in transact_items:
+            if not isinstance(entry, dict) or len(entry) != 1:
+                continue  # moto rejects it before applying anything
+            op_type, op = next(iter(entry.items()))
+            target = _key_of(self, op_type, op or {})
+            if target is None:
+                continue
+            try:
+                before = self.get_item(*target)
+            except Exception:  # noqa: BLE001 an invalid key: moto rejects it too
+                continue
+            saved.append((target, copy.deepcopy(before.to_json()["Attributes"]) if before else None))
+        # moto's own backup becomes a reference to the live table (cheap);
+        # the saved items are the real undo log.
+        Table.__deepcopy__ = lambda table, memo: table
+        try:
+            original(self, transact_items)
+        except (TransactionCanceledException, MultipleTransactionsException, MockValidationException):
+            for (table_name, key), attrs in reversed(saved):
+                if attrs is None:
+                    if self.get_item(table_name, key) is not None:
+                        self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attrs)
+            raise
+        finally:
+            del Table.__deepcopy__
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 class SeedError(ValueError):
     """A malformed seeding request (answered with HTTP 400, nothing stored)."""
 
@@ -921,6 +991,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_patch:
         install_query_parser_patch()
         install_cloudwatch_patch()
+        install_transaction_patch()
         _PATCHED = True
 
     app = SeedEndpoint(SerializedServices(DomainDispatcherApplication(create_backend_app)))

@@ -552,6 +552,12 @@ async fn processor_child() -> Result<(), String> {
             let response = processor::handle(&processor, one, Utc::now()).await;
             let spent = t.elapsed().as_secs_f64();
             report.messages += 1;
+            eprintln!(
+                "    [processor] message {} ({}) handled in {spent:.1} s{}",
+                report.messages,
+                shard.map_or("coordinator".to_string(), |(i, of)| format!("shard {}/{of}", i + 1)),
+                if response.batch_item_failures.is_empty() { "" } else { ", FAILED" }
+            );
             report.failed_messages += response.batch_item_failures.len() as u64;
             failures
                 .batch_item_failures
