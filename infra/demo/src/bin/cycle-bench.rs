@@ -301,9 +301,8 @@ async fn bench_one(n: usize) -> Result<(), String> {
         (
             gmd_min,
             format!(
-                "{} queries, {} points: 500 queries / 100,800 points a call; {gmd_min_sharded} summed over the {} shards",
+                "{} queries; 500 queries / 100,800 points a call; {gmd_min_sharded} summed over the {} shards",
                 requests.len(),
-                requests.len() * (DAYS as usize * 24),
                 shards.len()
             ),
         ),
@@ -555,8 +554,15 @@ async fn processor_child() -> Result<(), String> {
             eprintln!(
                 "    [processor] message {} ({}) handled in {spent:.1} s{}",
                 report.messages,
-                shard.map_or("coordinator".to_string(), |(i, of)| format!("shard {}/{of}", i + 1)),
-                if response.batch_item_failures.is_empty() { "" } else { ", FAILED" }
+                shard.map_or("coordinator".to_string(), |(i, of)| format!(
+                    "shard {}/{of}",
+                    i + 1
+                )),
+                if response.batch_item_failures.is_empty() {
+                    ""
+                } else {
+                    ", FAILED"
+                }
             );
             report.failed_messages += response.batch_item_failures.len() as u64;
             failures
