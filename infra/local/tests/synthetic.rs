@@ -35,7 +35,10 @@ async fn synthetic_client(cw: &SyntheticCloudWatch) -> aws_sdk_cloudwatch::Clien
     )
 }
 
-fn rounded(series: &[MetricSeries]) -> Vec<(String, String, String, Vec<(i64, i64)>)> {
+/// (resource, metric, statistic, points as (epoch, value x 1e6)).
+type Comparable = (String, String, String, Vec<(i64, i64)>);
+
+fn rounded(series: &[MetricSeries]) -> Vec<Comparable> {
     series
         .iter()
         .map(|s| {
