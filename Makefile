@@ -58,7 +58,9 @@ bench: bootstrap bench-startup
 	cargo bench -p shared --bench analysis
 	cargo bench -p shared --bench forecast
 	cargo bench -p e2e --bench collect
-	FINOPS_DEMO_EC2=1000 FINOPS_EMULATOR_PORT=4577 cargo run --release -q -p finops-demo
+	# Whole cycle at 1,000 and 10,000 EC2 (FINOPS_BENCH_SIZES to change; CloudWatch
+	# is synthetic above 1,000, see docs/benchmarks.md).
+	cargo run --release -q -p finops-demo --bin cycle-bench
 	$(PY) infra/emulator/bench_getmetricdata.py
 	cargo bench -p e2e --bench websocket_fanout
 

@@ -705,3 +705,56 @@ def test_refuses_non_loopback_host():
     out = subprocess.run([sys.executable, str(SERVER), "--host", "0.0.0.0", "--port", "0"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "loopback" in out.stderr
+
+
+def _ddb_table(ddb, name):
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}])
+
+
+def _key(pk, sk="x"):
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+@pytest.mark.parametrize("mode", ["patched", "plain"])
+def test_cancelled_transaction_leaves_every_item_as_it_was(mode, request):
+    url = request.getfixturevalue(mode)
+    ddb = client(url, "dynamodb")
+    _ddb_table(ddb, f"tx-{mode}")
+    _ddb_table(ddb, f"tx2-{mode}")
+    t, t2 = f"tx-{mode}", f"tx2-{mode}"
+    for pk in ("kept", "updated", "deleted", "guard"):
+        ddb.put_item(TableName=t, Item={**_key(pk), "v": {"N": "1"}, "b": {"B": b"\x00\xff"}})
+    items = [
+        {"Put": {"TableName": t, "Item": {**_key("new"), "v": {"N": "9"}}}},
+        {"Put": {"TableName": t2, "Item": {**_key("other"), "v": {"N": "9"}}}},
+        {"Update": {"TableName": t, "Key": _key("updated"), "UpdateExpression": "SET v = :v",
+                    "ExpressionAttributeValues": {":v": {"N": "2"}}}},
+        {"Delete": {"TableName": t, "Key": _key("deleted")}},
+        # Fails: the other writes must be undone, in both tables.
+        {"ConditionCheck": {"TableName": t, "Key": _key("guard"),
+                            "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(TransactItems=items)
+    assert err.value.response["Error"]["Code"] == "TransactionCanceledException"
+    scan = sorted((i["pk"]["S"], i["v"]["N"], bytes(i["b"]["B"])) for i in ddb.scan(TableName=t)["Items"])
+    assert scan == [("deleted", "1", b"\x00\xff"), ("guard", "1", b"\x00\xff"),
+                    ("kept", "1", b"\x00\xff"), ("updated", "1", b"\x00\xff")]
+    assert ddb.scan(TableName=t2)["Items"] == []
+
+    # Without the failing check the same writes all apply.
+    ddb.transact_write_items(TransactItems=items[:4])
+    assert sorted(i["pk"]["S"] for i in ddb.scan(TableName=t)["Items"]) == ["guard", "kept", "new", "updated"]
+    assert ddb.get_item(TableName=t, Key=_key("updated"))["Item"]["v"] == {"N": "2"}
+    assert len(ddb.scan(TableName=t2)["Items"]) == 1
+    # A transaction naming one item twice is refused and changes nothing.
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": t, "Item": {**_key("twice"), "v": {"N": "1"}}}},
+            {"Delete": {"TableName": t, "Key": _key("twice")}},
+        ])
+    assert ddb.get_item(TableName=t, Key=_key("twice")).get("Item") is None

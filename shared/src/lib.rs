@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod approvals;
 pub mod auth;
+pub mod calls;
 pub mod channels;
 pub mod collector;
 pub mod costs;

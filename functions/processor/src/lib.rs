@@ -117,7 +117,26 @@ impl Processor {
         aws: &aws_config::SdkConfig,
         notifier: Box<dyn Notifier>,
     ) -> Processor {
-        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        Self::with_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(aws),
+            aws_sdk_cloudwatch::Client::new(aws),
+            aws_sdk_sqs::Client::new(aws),
+            aws_sdk_costexplorer::Client::new(aws),
+            notifier,
+        )
+    }
+
+    /// The adapters over clients built elsewhere (benchmarks attach a call
+    /// counter, or an in-process CloudWatch, to their configs).
+    pub fn with_clients(
+        config: Config,
+        ddb: aws_sdk_dynamodb::Client,
+        cloudwatch: aws_sdk_cloudwatch::Client,
+        sqs: aws_sdk_sqs::Client,
+        cost_explorer: aws_sdk_costexplorer::Client,
+        notifier: Box<dyn Notifier>,
+    ) -> Processor {
         // Listing tokens never leave this process, so a per-process key will do.
         let tokens = PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes());
         Processor {
@@ -138,9 +157,9 @@ impl Processor {
             inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
             recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
             cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
-            cost_explorer: CostExplorerSource::new(aws_sdk_costexplorer::Client::new(aws)),
-            source: CloudWatchSource::new(aws_sdk_cloudwatch::Client::new(aws)),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
+            cost_explorer: CostExplorerSource::new(cost_explorer),
+            source: CloudWatchSource::new(cloudwatch),
+            queue: SqsJobQueue::new(sqs, &config.jobs_queue_url),
             notifier,
             config,
         }

@@ -8,7 +8,7 @@
 use crate::seed::SeriesSeed;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
-use shared::analysis::required_queries;
+use shared::analysis::{required_queries, MetricQuery};
 use shared::collector::dimensions_for;
 use shared::domain::{Relation, Resource, Service, ThresholdSet};
 
@@ -27,7 +27,7 @@ pub struct Estate {
 }
 
 /// Per service: how many resources, and the profile mix (cycled).
-const MIX: [(Service, usize); 7] = [
+pub const DEMO_MIX: [(Service, usize); 7] = [
     (Service::Ec2, 60),
     (Service::Rds, 30),
     (Service::ElastiCache, 20),
@@ -37,7 +37,7 @@ const MIX: [(Service, usize); 7] = [
     (Service::DynamoDb, 20),
 ];
 
-fn profile_for(service: Service, i: usize) -> Profile {
+pub(crate) fn profile_for(service: Service, i: usize) -> Profile {
     use Profile::*;
     let cycle: &[Profile] = match service {
         Service::Lambda => &[Healthy, Idle, Erroring, Oversized, Healthy],
@@ -170,7 +170,7 @@ fn id_for(service: Service, i: usize) -> String {
 
 /// The demo estate (205 resources) with `days` of metrics ending at the last full hour.
 pub fn demo(set: &ThresholdSet, now: DateTime<Utc>, days: i64) -> Estate {
-    build(set, now, days, &MIX)
+    build(set, now, days, &DEMO_MIX)
 }
 
 /// `n` EC2 instances only (benchmarks).
@@ -178,62 +178,95 @@ pub fn ec2_fleet(set: &ThresholdSet, now: DateTime<Utc>, days: i64, n: usize) ->
     build(set, now, days, &[(Service::Ec2, n)])
 }
 
+/// The metrics of `service` the estate publishes: one series per metric the
+/// default rules read, whatever statistics they take from it.
+pub fn published_metrics(set: &ThresholdSet, service: Service) -> Vec<MetricQuery> {
+    let mut metrics: Vec<MetricQuery> = Vec::new();
+    for q in required_queries(set, service) {
+        let seen = metrics.iter().any(|m| {
+            m.namespace == q.namespace
+                && m.metric == q.metric
+                && m.extra_dimensions == q.extra_dimensions
+        });
+        if !seen {
+            metrics.push(q);
+        }
+    }
+    metrics
+}
+
+/// The period the estate stores a metric at (hourly at the finest).
+pub(crate) fn stored_period(q: &MetricQuery) -> u32 {
+    q.period_seconds.max(3600)
+}
+
+/// Value `h` of the series of metric `k` (in [`published_metrics`] order) of
+/// resource `i` of its service, for a series starting at `start` (epoch
+/// seconds): the profile's level with a daily cycle and deterministic noise.
+pub(crate) fn sample(
+    metric: &str,
+    profile: Profile,
+    i: usize,
+    k: usize,
+    start: i64,
+    period: u32,
+    h: u64,
+) -> f64 {
+    let seed = (i as u64) << 8 | k as u64;
+    let hour_of_day = ((start + h as i64 * i64::from(period)) / 3600 % 24) as f64;
+    let daily = 1.0 + 0.25 * ((hour_of_day - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+    let v = level(metric, profile) * daily * (0.9 + 0.2 * noise(seed, h));
+    if metric.ends_with("Utilization")
+        || metric.ends_with("Percentage")
+        || metric == "mem_used_percent"
+    {
+        v.min(100.0)
+    } else {
+        v
+    }
+}
+
+/// The inventory of resource `i` of `service` (its id, profile and facts).
+pub(crate) fn resource(service: Service, i: usize) -> Resource {
+    let id = id_for(service, i);
+    let mut resource = inventory(service, &id, i, profile_for(service, i));
+    // Databases are used by the service next to them: dependencies.
+    if service == Service::Ec2 && i < 30 {
+        resource.relations.push(Relation {
+            kind: "uses".into(),
+            target_id: id_for(Service::Rds, i % 30),
+        });
+    }
+    resource
+}
+
+/// The resources of an estate of `mix`, without their metrics.
+pub fn resources(mix: &[(Service, usize)]) -> Vec<Resource> {
+    mix.iter()
+        .flat_map(|&(service, count)| (0..count).map(move |i| resource(service, i)))
+        .collect()
+}
+
 fn build(set: &ThresholdSet, now: DateTime<Utc>, days: i64, mix: &[(Service, usize)]) -> Estate {
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
     let mut resources = Vec::new();
     let mut series = Vec::new();
     for &(service, count) in mix {
-        let queries = required_queries(set, service);
-        // One series per metric, whatever statistics the rules read from it.
-        let mut metrics: Vec<&shared::analysis::MetricQuery> = Vec::new();
-        for q in &queries {
-            let seen = metrics.iter().any(|m| {
-                m.namespace == q.namespace
-                    && m.metric == q.metric
-                    && m.extra_dimensions == q.extra_dimensions
-            });
-            if !seen {
-                metrics.push(q);
-            }
-        }
+        let metrics = published_metrics(set, service);
         for i in 0..count {
-            let id = id_for(service, i);
+            let resource = resource(service, i);
             let profile = profile_for(service, i);
-            let mut resource = inventory(service, &id, i, profile);
-            // Databases are used by the service next to them: dependencies.
-            if service == Service::Ec2 && i < 30 {
-                resource.relations.push(Relation {
-                    kind: "uses".into(),
-                    target_id: id_for(Service::Rds, i % 30),
-                });
-            }
             for (k, q) in metrics.iter().enumerate() {
-                let (metric, period) = (&q.metric, q.period_seconds.max(3600));
+                let period = stored_period(q);
                 let points = (days * 86_400 / i64::from(period)) as usize;
                 let start = end.timestamp() - points as i64 * i64::from(period);
-                let base = level(metric, profile);
-                let seed = (i as u64) << 8 | k as u64;
                 let values = (0..points)
-                    .map(|h| {
-                        let hour_of_day =
-                            ((start + h as i64 * i64::from(period)) / 3600 % 24) as f64;
-                        let daily = 1.0
-                            + 0.25 * ((hour_of_day - 14.0) / 24.0 * std::f64::consts::TAU).cos();
-                        let v = base * daily * (0.9 + 0.2 * noise(seed, h as u64));
-                        if metric.ends_with("Utilization")
-                            || metric.ends_with("Percentage")
-                            || metric == "mem_used_percent"
-                        {
-                            v.min(100.0)
-                        } else {
-                            v
-                        }
-                    })
+                    .map(|h| sample(&q.metric, profile, i, k, start, period, h as u64))
                     .collect();
                 series.push(SeriesSeed {
                     namespace: q.namespace.clone(),
-                    metric_name: metric.clone(),
-                    dimensions: dimensions_for(service, &id, &q.extra_dimensions),
+                    metric_name: q.metric.clone(),
+                    dimensions: dimensions_for(service, &resource.id, &q.extra_dimensions),
                     unit: None,
                     start,
                     period_seconds: period,

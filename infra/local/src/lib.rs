@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod rest;
 pub mod schedule;
 pub mod seed;
+pub mod synthetic;
 mod template;
 
 pub use emulator::{sdk_config, Emulator};
