@@ -723,9 +723,9 @@ def _key(pk, sk="x"):
 def test_cancelled_transaction_leaves_every_item_as_it_was(mode, request):
     url = request.getfixturevalue(mode)
     ddb = client(url, "dynamodb")
-    _ddb_table(ddb, f"tx-{mode}")
-    _ddb_table(ddb, f"tx2-{mode}")
-    t, t2 = f"tx-{mode}", f"tx2-{mode}"
+    t, t2 = f"cancel-{mode}", f"cancel2-{mode}"
+    _ddb_table(ddb, t)
+    _ddb_table(ddb, t2)
     for pk in ("kept", "updated", "deleted", "guard"):
         ddb.put_item(TableName=t, Item={**_key(pk), "v": {"N": "1"}, "b": {"B": b"\x00\xff"}})
     items = [
