@@ -221,6 +221,7 @@ mod tests {
             monthly_savings_usd: 18_234.5,
             threshold_version: Some(1),
             error: None,
+            dry_run: false,
         }
     }
 

@@ -229,6 +229,7 @@ async fn every_stored_type_round_trips() {
             failed: 1,
             duration_ms: 42,
             error: Some("x".into()),
+            dry_run: false,
         }],
         resources_analysed: 10,
         findings: 4,

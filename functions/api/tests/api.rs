@@ -987,6 +987,7 @@ async fn recommendations_of_the_latest_cycle() {
             monthly_savings_usd: 61.32,
             threshold_version: Some(0),
             error: None,
+            dry_run: false,
         })
         .await
         .unwrap();

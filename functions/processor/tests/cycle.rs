@@ -499,3 +499,33 @@ async fn a_sharded_cycle_on_two_workers_analyses_each_resource_once_and_finalise
     assert_eq!(rec.count(|e| matches!(e, Event::JobCompleted { .. })), 1);
     assert_eq!(all_requests(&w1).await.len(), recs.len());
 }
+
+#[tokio::test]
+async fn a_dry_run_recommends_without_opening_approval_requests() {
+    let h = harness().await;
+    h.seed_ec2(3, 1).await;
+    let rec = Recorder::default();
+    let p = h.processor(&[], rec.clone()).await;
+    let job = Job::new(
+        "job-dry",
+        JobKind::OptimizationCycle,
+        "alice",
+        json!({"trigger": "manual", "services": ["ec2"], "dryRun": true}),
+        Utc::now(),
+    );
+    submit(&p.jobs, &p.queue, job, Utc::now()).await.unwrap();
+    h.drain(&p, 10, 5).await;
+
+    let done = p.jobs.get("job-dry", now()).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    let recommendations = p.recommendations.all("job-dry").await.unwrap();
+    assert!(recommendations.len() >= 3, "{}", recommendations.len());
+    assert!(all_requests(&p).await.is_empty());
+    assert_eq!(audit_count(&p, "approval.requested").await, 0);
+    assert_eq!(
+        rec.count(|e| matches!(e, Event::ApprovalRequestCreated { .. })),
+        0
+    );
+    let result = done.result.expect("a completed job carries its summary");
+    assert_eq!(result["dryRun"], true);
+}

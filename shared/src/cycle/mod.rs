@@ -168,6 +168,10 @@ fn trigger_of(job: &Job) -> Trigger {
     }
 }
 
+fn dry_run_of(job: &Job) -> bool {
+    job.params.get("dryRun").and_then(|v| v.as_bool()) == Some(true)
+}
+
 fn services_of(job: &Job) -> Vec<Service> {
     job.params
         .get("services")
@@ -291,6 +295,7 @@ async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) ->
             monthly_savings_usd: 0.0,
             threshold_version: None,
             error: Some(reason.clone()),
+            dry_run: dry_run_of(job),
         })
         .await?;
     ports
@@ -468,6 +473,7 @@ async fn run_cycle(
             monthly_savings_usd: 0.0,
             threshold_version: Some(set.version),
             error: None,
+            dry_run: dry_run_of(job),
         },
         step: 0,
     };
@@ -683,9 +689,13 @@ async fn finalize(
     let (mut created, mut failed, mut last_error) = (0u64, 0u64, None);
     let mut savings = 0.0;
     let mut count = 0u64;
+    let dry_run = tracker.run.dry_run;
     for rec in batches.into_iter().flatten() {
         count += 1;
         savings += rec.monthly_savings_usd.unwrap_or(0.0);
+        if dry_run {
+            continue;
+        }
         match approvals::open(
             ports.approvals,
             rec,
@@ -711,7 +721,11 @@ async fn finalize(
             }
         }
     }
-    let expired = expire_stale(ports, &job_id, now).await?;
+    let expired = if dry_run {
+        0
+    } else {
+        expire_stale(ports, &job_id, now).await?
+    };
     tracker
         .finish(StageOutcome {
             stage: "approvals".into(),
@@ -734,6 +748,7 @@ async fn finalize(
         "approvalRequestsExpired": expired,
         "monthlySavingsUsd": tracker.run.monthly_savings_usd,
         "thresholdVersion": tracker.run.threshold_version,
+        "dryRun": dry_run,
     });
     append_once(
         ports.audit,

@@ -56,6 +56,10 @@ pub struct CycleRun {
     pub threshold_version: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Asked for with `dryRun`: recommendations are computed and stored, but
+    /// no approval request is opened or expired.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// The cycle lease: at most one cycle runs at a time.
