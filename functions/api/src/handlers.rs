@@ -54,7 +54,31 @@ fn query(ctx: &Ctx<'_>, name: &str) -> Option<String> {
     ctx.req
         .query_string_parameters_ref()
         .and_then(|q| q.first(name))
+        .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// What DynamoDB can store and give back: numbers within its range
+/// (|x| < 1e125, kept far lower here), no empty map keys, bounded nesting.
+fn storable(v: &Value, depth: usize) -> Result<(), &'static str> {
+    if depth > 16 {
+        return Err("nested too deeply");
+    }
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(()),
+            _ => Err("a number is out of range (|x| < 1e15)"),
+        },
+        Value::Array(a) => a.iter().try_for_each(|x| storable(x, depth + 1)),
+        Value::Object(m) => m.iter().try_for_each(|(k, x)| {
+            if k.is_empty() {
+                Err("an object has an empty key")
+            } else {
+                storable(x, depth + 1)
+            }
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Longest text a filter may carry: DynamoDB keys are at most 2,048 bytes
@@ -312,6 +336,9 @@ pub async fn decide(ctx: &Ctx<'_>, id: &str, which: Decision) -> Res {
                 "details must be an object",
             ));
         }
+        if let Err(p) = storable(d, 0) {
+            return Err(ApiError::new(422, "unprocessable", format!("details: {p}")));
+        }
         if d.to_string().len() > 16 * 1024 {
             return Err(ApiError::new(
                 413,
@@ -495,6 +522,10 @@ pub async fn upsert_resources(ctx: &Ctx<'_>) -> Res {
                 continue;
             }
         }
+        if let Err(p) = storable(&v, 0) {
+            problems.push(problem(i, "", p));
+            continue;
+        }
         let r: Resource = match serde_json::from_value(v) {
             Ok(r) => r,
             Err(e) => {
@@ -623,7 +654,13 @@ fn range(ctx: &Ctx<'_>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
 
 fn metric_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     match query(ctx, "metric") {
-        Some(m) if !m.is_empty() && m.len() <= 255 => Ok(m),
+        Some(m)
+            if m.len() <= 255
+                && m.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-:/".contains(c)) =>
+        {
+            Ok(m)
+        }
         _ => Err(ApiError::bad_request(
             "metric is required (e.g. CPUUtilization)",
         )),
@@ -985,9 +1022,16 @@ fn audit_query(ctx: &Ctx<'_>) -> Result<AuditQuery, ApiError> {
         from: time_param(ctx, "from")?,
         to: time_param(ctx, "to")?,
     };
-    if let (Some(f), Some(t)) = (q.from, q.to) {
-        if f > t {
+    let to = q.to.unwrap_or(ctx.now);
+    if let Some(f) = q.from {
+        if f > to {
             return Err(ApiError::bad_request("from must not be after to"));
+        }
+        // A period search walks one index partition per day.
+        if to - f > Duration::days(366) {
+            return Err(ApiError::bad_request(
+                "an audit search covers at most 366 days",
+            ));
         }
     }
     Ok(q)
