@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use shared::auth::{AuthConfig, AuthError, Identity, Verifier};
 use shared::costs::{CostExplorerSource, ForecastSource};
 use shared::dynamo::*;
-use shared::notify::{LogNotifier, Notifier};
+use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
 use shared::store::PageTokenCodec;
 
@@ -156,9 +156,17 @@ impl App {
     /// Reads the configuration from the environment and builds the app.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
         let config = Config::from_env()?;
-        // The WebSocket notifier (ws stream) replaces this line once merged:
-        // `shared::channels::from_env(get, aws, connections)`.
-        let notifier: Box<dyn Notifier> = Box::new(LogNotifier);
+        // Decisions go out on the channels the environment configures
+        // (WebSocket, Slack, webhook); to the log when none is.
+        let connections = std::sync::Arc::new(shared::dynamo::DynamoConnections::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &config.connections_table,
+            // The notifier lists subscribers for itself, never for a client.
+            shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+        ));
+        let notifier: Box<dyn Notifier> =
+            shared::channels::from_env(|k| std::env::var(k).ok(), aws, connections)
+                .map_err(|e| ConfigError(e.to_string()))?;
         Ok(App::new(config, aws, notifier))
     }
 
