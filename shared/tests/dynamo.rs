@@ -229,7 +229,6 @@ async fn every_stored_type_round_trips() {
             failed: 1,
             duration_ms: 42,
             error: Some("x".into()),
-            dry_run: false,
         }],
         resources_analysed: 10,
         findings: 4,
@@ -237,6 +236,7 @@ async fn every_stored_type_round_trips() {
         monthly_savings_usd: 120.5,
         threshold_version: Some(1),
         error: None,
+        dry_run: false,
     };
     cycles.put_run(&run).await.unwrap();
     assert_eq!(cycles.get_run("run-1").await.unwrap().unwrap(), run);
