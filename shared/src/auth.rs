@@ -186,7 +186,7 @@ pub struct HttpJwks {
 impl HttpJwks {
     pub fn new() -> HttpJwks {
         HttpJwks {
-            client: reqwest::Client::builder()
+            client: crate::tls::http_client()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),

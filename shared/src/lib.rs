@@ -19,5 +19,6 @@ pub mod notify;
 pub mod observe;
 pub mod queue;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

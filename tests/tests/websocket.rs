@@ -178,7 +178,7 @@ async fn only_a_valid_token_connects() {
     assert_eq!(dev.gateway.open_connections(), 2);
 
     // The same stack serves the REST API, with the same tokens.
-    let http = reqwest::Client::new();
+    let http = shared::tls::http_client().build().unwrap();
     let health = http
         .get(format!("{}/api/health", dev.rest_url()))
         .send()

@@ -138,7 +138,9 @@ impl Drop for Emulator {
 /// POSTs to the emulator's own control API (reset, Cost Explorer injection).
 pub(crate) async fn post(endpoint: &str, path: &str, body: &str) -> Result<(), LocalError> {
     let url = format!("{}{path}", endpoint.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let response = shared::tls::http_client()
+        .build()
+        .map_err(|e| LocalError::Emulator(format!("HTTP client: {e}")))?
         .post(&url)
         .header("content-type", "application/json")
         .body(body.to_string())

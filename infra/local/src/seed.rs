@@ -119,7 +119,7 @@ impl<'a> WireSeries<'a> {
 /// across requests). Returns the number of points stored.
 pub async fn seed_series(endpoint: &str, series: &[SeriesSeed]) -> Result<u64, LocalError> {
     let url = format!("{}{SEED_PATH}", endpoint.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
+    let client = shared::tls::http_client()
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| LocalError::Emulator(format!("HTTP client: {e}")))?;

@@ -74,7 +74,7 @@ enum CallError {
 
 impl Endpoint {
     fn new(name: &'static str, url: reqwest::Url, config: HttpChannelConfig) -> Result<Endpoint> {
-        let client = reqwest::Client::builder()
+        let client = crate::tls::http_client()
             .timeout(config.timeout)
             .build()
             .map_err(|e| Error::Internal(format!("{name}: HTTP client: {e}")))?;
