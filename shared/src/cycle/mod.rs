@@ -647,18 +647,9 @@ async fn finalize(
         .progress("dependencies", 0, recs.len() as u64)
         .await?;
     let inventory = ports.inventory.all().await?;
+    let index = crate::analysis::DependencyIndex::new(&inventory);
     let mut recs = recs;
-    for rec in &mut recs {
-        if let Some(resource) = inventory.iter().find(|r| r.id == rec.resource_id) {
-            let mut deps = crate::analysis::dependencies_for(resource, &inventory);
-            deps.retain(|d| d != &rec.resource_id);
-            for d in deps {
-                if !rec.dependencies.contains(&d) {
-                    rec.dependencies.push(d);
-                }
-            }
-        }
-    }
+    index.link(&mut recs);
     tracker
         .finish(StageOutcome {
             stage: "dependencies".into(),
@@ -671,7 +662,7 @@ async fn finalize(
         .await?;
 
     let t = std::time::Instant::now();
-    let batches = crate::analysis::order_actions(recs, &inventory);
+    let batches = crate::analysis::order_actions(recs, &index);
     tracker
         .finish(StageOutcome {
             stage: "batch".into(),
