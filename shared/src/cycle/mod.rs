@@ -509,21 +509,21 @@ async fn run_cycle(
 
     let n = shards.len() as u32;
     ports.shards.set_shards(&job.id, n).await?;
-    for (i, slice) in shards.into_iter().enumerate() {
-        ports
-            .queue
-            .send(&JobMessage {
-                job_id: job.id.clone(),
-                kind: job.kind,
-                shard: Some(ShardRef {
-                    index: i as u32,
-                    of: n,
-                    resources: slice,
-                    lease_owner: owner.to_string(),
-                }),
-            })
-            .await?;
-    }
+    let messages: Vec<JobMessage> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, slice)| JobMessage {
+            job_id: job.id.clone(),
+            kind: job.kind,
+            shard: Some(ShardRef {
+                index: i as u32,
+                of: n,
+                resources: slice,
+                lease_owner: owner.to_string(),
+            }),
+        })
+        .collect();
+    ports.queue.send_batch(&messages).await?;
     tracker.progress("collect", 0, n as u64).await?;
     Ok(Handled::ShardsQueued(n))
 }
