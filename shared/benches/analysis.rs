@@ -11,9 +11,11 @@
 //! Throughput counts every input point.
 
 use chrono::{DateTime, Duration, Utc};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shared::analysis::{default_thresholds, Engine};
-use shared::domain::{MetricPoint, MetricSeries, Resource, Service};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use shared::analysis::{default_thresholds, order_actions, DependencyIndex, Engine};
+use shared::domain::{
+    Action, FindingKind, MetricPoint, MetricSeries, Recommendation, Relation, Resource, Service,
+};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -235,5 +237,79 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// An inventory where most resources name one or two others (an app uses a
+/// database, a function uses an instance...) and a third of them carry a
+/// recommendation, as a cycle's finalize stage sees it.
+fn related_estate(n: usize) -> (Vec<Resource>, Vec<Recommendation>) {
+    let now: DateTime<Utc> = "2024-06-15T00:00:00Z".parse().expect("fixed date");
+    let mut rng = Lcg(42);
+    let inventory: Vec<Resource> = (0..n)
+        .map(|i| {
+            let mut r = Resource::new(service_of(i), format!("r-{i:06}"), "us-east-1");
+            let links = (rng.next() * 3.0) as usize;
+            for _ in 0..links {
+                let target = (rng.next() * n as f64) as usize;
+                r.relations.push(Relation {
+                    kind: "uses".into(),
+                    target_id: format!("r-{target:06}"),
+                });
+            }
+            r
+        })
+        .collect();
+    let recs = inventory
+        .iter()
+        .step_by(3)
+        .map(|r| Recommendation {
+            id: Recommendation::stable_id(&r.id, Action::Stop),
+            resource_id: r.id.clone(),
+            service: r.service,
+            region: r.region.clone(),
+            finding: FindingKind::Idle,
+            action: Action::Stop,
+            target_type: None,
+            monthly_savings_usd: Some(rng.next() * 100.0),
+            savings_percent: None,
+            confidence: 1.0,
+            risk: 0,
+            reason: String::new(),
+            alternatives: vec![],
+            dependencies: vec![],
+            utilization_score: None,
+            threshold_version: 0,
+            created_at: now,
+        })
+        .collect();
+    (inventory, recs)
+}
+
+/// The cycle's "dependencies" and "batch" stages: index the inventory once,
+/// complete each recommendation's dependencies, then order and batch.
+fn dependency_stage(recs: Vec<Recommendation>, inventory: &[Resource]) -> usize {
+    let index = DependencyIndex::new(inventory);
+    let mut recs = recs;
+    index.link(&mut recs);
+    order_actions(recs, &index).len()
+}
+
+fn bench_dependencies(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dependencies");
+    g.sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(5));
+    for n in [1_000, 10_000] {
+        let (inventory, recs) = related_estate(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_batched(
+                || recs.clone(),
+                |recs| black_box(dependency_stage(recs, &inventory)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_dependencies);
 criterion_main!(benches);

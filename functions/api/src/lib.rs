@@ -121,7 +121,17 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, aws: &aws_config::SdkConfig, notifier: Box<dyn Notifier>) -> App {
-        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        App::with_dynamodb(config, aws, aws_sdk_dynamodb::Client::new(aws), notifier)
+    }
+
+    /// As [`App::new`], on a DynamoDB client the caller shares with others
+    /// (the notifier's connection store): one client, one connection pool.
+    pub fn with_dynamodb(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        ddb: aws_sdk_dynamodb::Client,
+        notifier: Box<dyn Notifier>,
+    ) -> App {
         let tokens = PageTokenCodec::new(config.page_token_secret.as_bytes());
         App {
             verifier: Verifier::new(config.auth.clone()),
@@ -158,8 +168,9 @@ impl App {
         let config = Config::from_env()?;
         // Decisions go out on the channels the environment configures
         // (WebSocket, Slack, webhook); to the log when none is.
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
         let connections = std::sync::Arc::new(shared::dynamo::DynamoConnections::new(
-            aws_sdk_dynamodb::Client::new(aws),
+            ddb.clone(),
             &config.connections_table,
             // The notifier lists subscribers for itself, never for a client.
             shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
@@ -167,7 +178,7 @@ impl App {
         let notifier: Box<dyn Notifier> =
             shared::channels::from_env(|k| std::env::var(k).ok(), aws, connections)
                 .map_err(|e| ConfigError(e.to_string()))?;
-        Ok(App::new(config, aws, notifier))
+        Ok(App::with_dynamodb(config, aws, ddb, notifier))
     }
 
     /// Replaces the clock (tests pin time).

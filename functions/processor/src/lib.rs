@@ -257,7 +257,8 @@ pub async fn handle(
                 tracing::info!(message_id = %id, outcome = %handled, "message handled")
             }
             Err(error) => {
-                tracing::error!(message_id = %id, receive_count, %error, "message failed");
+                let job_id = job_id_of(record.body.as_deref());
+                tracing::error!(message_id = %id, job_id, receive_count, %error, "message failed");
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -265,6 +266,21 @@ pub async fn handle(
         }
     }
     response
+}
+
+/// Longest job id a failure log line repeats from a body (ids are UUIDs;
+/// a body is whatever was put on the queue).
+const MAX_LOGGED_JOB_ID: usize = 128;
+
+/// The `jobId` of a message body, when it has a usable one, even if the
+/// rest of the message does not parse: the failure can then be found by job.
+fn job_id_of(body: Option<&str>) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body?).ok()?;
+    let id = value.get("jobId")?.as_str()?;
+    if id.is_empty() {
+        return None;
+    }
+    Some(id.chars().take(MAX_LOGGED_JOB_ID).collect())
 }
 
 fn summary(h: &Handled) -> String {
@@ -275,5 +291,42 @@ fn summary(h: &Handled) -> String {
         Handled::ShardsQueued(n) => format!("{n} shards queued"),
         Handled::ShardDone { finalized } => format!("shard done (finalized: {finalized})"),
         Handled::Failed(e) => format!("failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_id_of;
+
+    #[test]
+    fn the_job_id_comes_from_any_body_that_names_one() {
+        let well_formed = r#"{"jobId":"5f0c","kind":"optimization_cycle"}"#;
+        assert_eq!(job_id_of(Some(well_formed)).as_deref(), Some("5f0c"));
+        // The kind is unknown, so the message fails to parse: the id still shows.
+        let odd_kind = r#"{"jobId":"j-1","kind":"defragment_the_moon"}"#;
+        assert_eq!(job_id_of(Some(odd_kind)).as_deref(), Some("j-1"));
+    }
+
+    #[test]
+    fn no_job_id_from_bodies_without_a_usable_one() {
+        for body in [
+            None,
+            Some(""),
+            Some("not json"),
+            Some("[1, 2]"),
+            Some(r#"{"kind":"optimization_cycle"}"#),
+            Some(r#"{"jobId": 42}"#),
+            Some(r#"{"jobId": ""}"#),
+            Some(r#"{"jobId": "trunc"#),
+        ] {
+            assert_eq!(job_id_of(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_huge_job_id_is_cut_for_the_log() {
+        let body = format!(r#"{{"jobId":"{}"}}"#, "é".repeat(1000));
+        let id = job_id_of(Some(&body)).unwrap_or_default();
+        assert_eq!(id.chars().count(), 128);
     }
 }

@@ -56,7 +56,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 /// Percentile used to project utilisation onto a target (Compute Optimizer's default).
@@ -1772,9 +1772,81 @@ fn reason_text(
 // ---------------------------------------------------------------------------
 // Dependencies and ordering
 
-/// Ids of the resources related to `resource` in either direction: those it
-/// names in its relations and those naming it in theirs. Sorted, no self.
-pub fn dependencies_for(resource: &Resource, inventory: &[Resource]) -> Vec<String> {
+/// The inventory's relations, indexed once per cycle, so that a
+/// recommendation's dependencies cost the size of its own neighbourhood
+/// rather than a scan of the estate (quadratic at 10,000 resources).
+pub struct DependencyIndex<'a> {
+    inventory: &'a [Resource],
+    /// The first resource with each id, as a linear search would find it.
+    first: HashMap<&'a str, &'a Resource>,
+    /// For each id, the resources naming it as a relation target.
+    referrers: HashMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> DependencyIndex<'a> {
+    pub fn new(inventory: &'a [Resource]) -> Self {
+        let mut first = HashMap::with_capacity(inventory.len());
+        let mut referrers: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        for r in inventory {
+            first.entry(r.id.as_str()).or_insert(r);
+            for rel in &r.relations {
+                referrers
+                    .entry(rel.target_id.as_str())
+                    .or_default()
+                    .push(r.id.as_str());
+            }
+        }
+        DependencyIndex {
+            inventory,
+            first,
+            referrers,
+        }
+    }
+
+    pub fn inventory(&self) -> &'a [Resource] {
+        self.inventory
+    }
+
+    /// The first inventory entry with this id.
+    pub fn resource(&self, id: &str) -> Option<&'a Resource> {
+        self.first.get(id).copied()
+    }
+
+    /// Ids of the resources related to `resource` in either direction: those
+    /// it names in its relations and those naming it in theirs. Sorted, no
+    /// self.
+    pub fn dependencies_for(&self, resource: &Resource) -> Vec<String> {
+        let mut ids: BTreeSet<&str> = resource
+            .relations
+            .iter()
+            .map(|r| r.target_id.as_str())
+            .collect();
+        if let Some(referrers) = self.referrers.get(resource.id.as_str()) {
+            ids.extend(referrers.iter().copied());
+        }
+        ids.remove(resource.id.as_str());
+        ids.into_iter().map(str::to_string).collect()
+    }
+
+    /// Adds to each recommendation the ids its resource is related to, after
+    /// those it already lists, without repeats.
+    pub fn link(&self, recs: &mut [Recommendation]) {
+        for rec in recs {
+            if let Some(resource) = self.resource(&rec.resource_id) {
+                for d in self.dependencies_for(resource) {
+                    if d != rec.resource_id && !rec.dependencies.contains(&d) {
+                        rec.dependencies.push(d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The scan the index replaced, kept as the reference its properties are
+/// checked against.
+#[cfg(test)]
+pub(crate) fn dependencies_for(resource: &Resource, inventory: &[Resource]) -> Vec<String> {
     let mut ids: BTreeSet<&str> = resource
         .relations
         .iter()
@@ -1798,7 +1870,15 @@ pub fn dependencies_for(resource: &Resource, inventory: &[Resource]) -> Vec<Stri
 /// first, then by resource id; the order is deterministic.
 pub fn order_actions(
     recs: Vec<Recommendation>,
+    index: &DependencyIndex<'_>,
+) -> Vec<Vec<Recommendation>> {
+    order_actions_with(recs, index.inventory(), |r| index.dependencies_for(r))
+}
+
+fn order_actions_with(
+    recs: Vec<Recommendation>,
     inventory: &[Resource],
+    dependencies_for: impl Fn(&Resource) -> Vec<String>,
 ) -> Vec<Vec<Recommendation>> {
     let rec_ids: Vec<String> = recs.iter().map(|r| r.resource_id.clone()).collect();
     // Directed edges "depends on", from the inventory.
@@ -1877,7 +1957,7 @@ pub fn order_actions(
         .map(|mut rec| {
             if let Some(res) = by_id.get(rec.resource_id.as_str()) {
                 let mut deps: BTreeSet<String> = rec.dependencies.drain(..).collect();
-                deps.extend(dependencies_for(res, inventory));
+                deps.extend(dependencies_for(res));
                 rec.dependencies = deps.into_iter().collect();
             }
             let i = index.get(rec.resource_id.as_str()).copied().unwrap_or(0);
@@ -2628,6 +2708,10 @@ pub(crate) mod tests {
         let inventory = vec![db.clone(), app.clone(), fnx.clone(), lone.clone()];
         assert_eq!(dependencies_for(&app, &inventory), vec!["db-main", "fn-x"]);
         assert_eq!(dependencies_for(&db, &inventory), vec!["i-app"]);
+        let index = DependencyIndex::new(&inventory);
+        assert_eq!(index.dependencies_for(&app), vec!["db-main", "fn-x"]);
+        assert_eq!(index.dependencies_for(&db), vec!["i-app"]);
+        assert!(index.dependencies_for(&lone).is_empty());
         let rec = |id: &str, svc: Service, s: f64| Recommendation {
             id: Recommendation::stable_id(id, Action::Stop),
             resource_id: id.into(),
@@ -2653,7 +2737,7 @@ pub(crate) mod tests {
                 rec("b-lone", Service::S3, 10.0),
                 rec("fn-x", Service::Lambda, 1.0),
             ],
-            &inventory,
+            &index,
         );
         assert_eq!(batches.len(), 2);
         let first: Vec<&str> = batches[0].iter().map(|r| r.resource_id.as_str()).collect();
@@ -2827,6 +2911,101 @@ pub(crate) mod tests {
                     prop_assert!(!alt.description.is_empty());
                 }
             }
+        }
+    }
+
+    // ----- the dependency index against the scan it replaced --------------
+
+    /// Few ids, so that inventories have duplicates, self-relations,
+    /// dangling targets and cycles.
+    fn any_inventory() -> impl Strategy<Value = Vec<Resource>> {
+        let resource = (0u8..8, prop::collection::vec(0u8..10, 0..4)).prop_map(|(id, targets)| {
+            let mut r = res(Service::Ec2, &format!("r{id}"), None);
+            r.relations = targets
+                .into_iter()
+                .map(|t| Relation {
+                    kind: "uses".into(),
+                    target_id: format!("r{t}"),
+                })
+                .collect();
+            r
+        });
+        prop::collection::vec(resource, 0..24)
+    }
+
+    fn rec_for(id: &str, deps: Vec<String>, savings: f64) -> Recommendation {
+        Recommendation {
+            id: Recommendation::stable_id(id, Action::Stop),
+            resource_id: id.into(),
+            service: Service::Ec2,
+            region: "us-east-1".into(),
+            finding: FindingKind::Idle,
+            action: Action::Stop,
+            target_type: None,
+            monthly_savings_usd: Some(savings),
+            savings_percent: None,
+            confidence: 1.0,
+            risk: 0,
+            reason: String::new(),
+            alternatives: vec![],
+            dependencies: deps,
+            utilization_score: None,
+            threshold_version: 0,
+            created_at: now(),
+        }
+    }
+
+    /// Recommendations on ids in and out of the inventory, some carrying
+    /// dependencies already.
+    fn any_recs() -> impl Strategy<Value = Vec<Recommendation>> {
+        let rec = (0u8..10, prop::collection::vec(0u8..10, 0..3), 0.0f64..100.0).prop_map(
+            |(id, deps, savings)| {
+                let deps = deps.into_iter().map(|d| format!("r{d}")).collect();
+                rec_for(&format!("r{id}"), deps, savings)
+            },
+        );
+        prop::collection::vec(rec, 0..10)
+    }
+
+    /// What finalize did before the index: a linear search and a scan per
+    /// recommendation, then ordering with the same scan.
+    fn reference_stage(
+        mut recs: Vec<Recommendation>,
+        inventory: &[Resource],
+    ) -> Vec<Vec<Recommendation>> {
+        for rec in &mut recs {
+            if let Some(resource) = inventory.iter().find(|r| r.id == rec.resource_id) {
+                let mut deps = dependencies_for(resource, inventory);
+                deps.retain(|d| d != &rec.resource_id);
+                for d in deps {
+                    if !rec.dependencies.contains(&d) {
+                        rec.dependencies.push(d);
+                    }
+                }
+            }
+        }
+        order_actions_with(recs, inventory, |r| dependencies_for(r, inventory))
+    }
+
+    proptest! {
+        #[test]
+        fn index_matches_the_scan(inventory in any_inventory(), probe in 0u8..10) {
+            let index = DependencyIndex::new(&inventory);
+            for r in &inventory {
+                prop_assert_eq!(index.dependencies_for(r), dependencies_for(r, &inventory));
+            }
+            // A resource the inventory does not hold (or holds under another entry).
+            let outside = res(Service::Rds, &format!("r{probe}"), None);
+            prop_assert_eq!(index.dependencies_for(&outside), dependencies_for(&outside, &inventory));
+        }
+
+        #[test]
+        fn indexed_stage_matches_the_scan(inventory in any_inventory(), recs in any_recs()) {
+            let expected = reference_stage(recs.clone(), &inventory);
+            let index = DependencyIndex::new(&inventory);
+            let mut recs = recs;
+            index.link(&mut recs);
+            prop_assert_eq!(order_actions(recs, &index), expected);
         }
     }
 }

@@ -509,21 +509,21 @@ async fn run_cycle(
 
     let n = shards.len() as u32;
     ports.shards.set_shards(&job.id, n).await?;
-    for (i, slice) in shards.into_iter().enumerate() {
-        ports
-            .queue
-            .send(&JobMessage {
-                job_id: job.id.clone(),
-                kind: job.kind,
-                shard: Some(ShardRef {
-                    index: i as u32,
-                    of: n,
-                    resources: slice,
-                    lease_owner: owner.to_string(),
-                }),
-            })
-            .await?;
-    }
+    let messages: Vec<JobMessage> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, slice)| JobMessage {
+            job_id: job.id.clone(),
+            kind: job.kind,
+            shard: Some(ShardRef {
+                index: i as u32,
+                of: n,
+                resources: slice,
+                lease_owner: owner.to_string(),
+            }),
+        })
+        .collect();
+    ports.queue.send_batch(&messages).await?;
     tracker.progress("collect", 0, n as u64).await?;
     Ok(Handled::ShardsQueued(n))
 }
@@ -647,18 +647,9 @@ async fn finalize(
         .progress("dependencies", 0, recs.len() as u64)
         .await?;
     let inventory = ports.inventory.all().await?;
+    let index = crate::analysis::DependencyIndex::new(&inventory);
     let mut recs = recs;
-    for rec in &mut recs {
-        if let Some(resource) = inventory.iter().find(|r| r.id == rec.resource_id) {
-            let mut deps = crate::analysis::dependencies_for(resource, &inventory);
-            deps.retain(|d| d != &rec.resource_id);
-            for d in deps {
-                if !rec.dependencies.contains(&d) {
-                    rec.dependencies.push(d);
-                }
-            }
-        }
-    }
+    index.link(&mut recs);
     tracker
         .finish(StageOutcome {
             stage: "dependencies".into(),
@@ -671,7 +662,7 @@ async fn finalize(
         .await?;
 
     let t = std::time::Instant::now();
-    let batches = crate::analysis::order_actions(recs, &inventory);
+    let batches = crate::analysis::order_actions(recs, &index);
     tracker
         .finish(StageOutcome {
             stage: "batch".into(),
