@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIZE_TARGET = 10 * 1024 * 1024
+# 10 MB as printed (decimal), the stricter reading of the target.
+SIZE_TARGET = 10 * 1000 * 1000
 START_TARGET_MS = 30.0
 # The main case of each function, when its events/ has more than one.
 PREFERRED = {
