@@ -54,14 +54,27 @@ async fn receive_all(client: &aws_sdk_sqs::Client, url: &str, n: usize) -> Vec<J
     got
 }
 
-#[tokio::test]
-async fn twenty_five_shards_go_out_in_three_calls_and_all_arrive() {
+/// An isolated stack, an SQS client whose calls are counted, the jobs
+/// queue's adapter and a job id unique to the stack.
+async fn fixture() -> (
+    LocalStack,
+    CallCounter,
+    aws_sdk_sqs::Client,
+    SqsJobQueue,
+    String,
+) {
     let stack = LocalStack::isolated().await;
     let counter = CallCounter::new();
     let client = sqs(&stack, &counter);
-    let url = stack.queue_url("JobsQueue");
-    let queue = SqsJobQueue::new(client.clone(), url);
+    let queue = SqsJobQueue::new(client.clone(), stack.queue_url("JobsQueue"));
     let job = format!("{}-job", stack.prefix);
+    (stack, counter, client, queue, job)
+}
+
+#[tokio::test]
+async fn twenty_five_shards_go_out_in_three_calls_and_all_arrive() {
+    let (stack, counter, client, queue, job) = fixture().await;
+    let url = stack.queue_url("JobsQueue");
     let messages: Vec<JobMessage> = (0..25).map(|i| shard(&job, i, 25, 20)).collect();
 
     queue.send_batch(&messages).await.unwrap();
@@ -83,12 +96,8 @@ async fn twenty_five_shards_go_out_in_three_calls_and_all_arrive() {
 
 #[tokio::test]
 async fn large_shards_split_calls_at_256_kib_of_bodies() {
-    let stack = LocalStack::isolated().await;
-    let counter = CallCounter::new();
-    let client = sqs(&stack, &counter);
+    let (stack, counter, client, queue, job) = fixture().await;
     let url = stack.queue_url("JobsQueue");
-    let queue = SqsJobQueue::new(client.clone(), url);
-    let job = format!("{}-job", stack.prefix);
     // About 100 KB each: two fit in a call, the third starts the next one.
     let messages: Vec<JobMessage> = (0..5).map(|i| shard(&job, i, 5, 1000)).collect();
     let sizes: Vec<usize> = messages
