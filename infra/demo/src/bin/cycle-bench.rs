@@ -332,11 +332,11 @@ async fn bench_one(n: usize) -> Result<(), String> {
         ),
     );
     minimum.insert(
-        ("SQS", "SendMessage"),
+        ("SQS", "SendMessageBatch"),
         (
             send_min,
             format!(
-                "{} shard messages ({} KB): 10 a SendMessageBatch, 256 KB a batch",
+                "{} shard messages ({} KB): 10 and 256 KB a batch",
                 shards.len(),
                 shard_bytes.iter().sum::<usize>() / 1024
             ),
