@@ -4,6 +4,7 @@
 //!
 //! The clock is a parameter (`now`), so expiry is testable without sleeping.
 
+use crate::config::{ConfigError, Env};
 use crate::domain::Role;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -133,32 +134,27 @@ impl AuthConfig {
     /// Reads `AUTH_ISSUER`, `AUTH_AUDIENCE`, and one of `AUTH_JWKS_URL`,
     /// `AUTH_HS256_SECRET` or `AUTH_DISABLED=true`. Without a JWKS URL or a
     /// secret, the JWKS is the issuer's well-known one (Cognito's layout).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> crate::Result<AuthConfig> {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        if get("AUTH_DISABLED").as_deref() == Some("true") {
+    pub fn from_env(env: &Env) -> Result<AuthConfig, ConfigError> {
+        if env.flag("AUTH_DISABLED", false)? {
             return Ok(AuthConfig {
                 issuer: String::new(),
                 audience: String::new(),
                 mode: KeyMode::Disabled,
             });
         }
-        let need = |k: &str| {
-            get(k).ok_or_else(|| crate::Error::Validation(format!("configuration: {k} is not set")))
-        };
-        let issuer = need("AUTH_ISSUER")?;
-        let audience = need("AUTH_AUDIENCE")?;
-        let mode = if let Some(secret) = get("AUTH_HS256_SECRET") {
-            if secret.len() < 32 {
-                return Err(crate::Error::Validation(
-                    "configuration: AUTH_HS256_SECRET must be at least 32 bytes".into(),
-                ));
-            }
+        let issuer = env.require("AUTH_ISSUER")?;
+        let audience = env.require("AUTH_AUDIENCE")?;
+        let mode = if env.get("AUTH_HS256_SECRET").is_some() {
             KeyMode::Hs256 {
-                secret: secret.into_bytes(),
+                secret: env
+                    .require_secret("AUTH_HS256_SECRET", 32)?
+                    .expose()
+                    .as_bytes()
+                    .to_vec(),
             }
         } else {
             KeyMode::Rs256 {
-                jwks_url: get("AUTH_JWKS_URL").unwrap_or_else(|| {
+                jwks_url: env.get("AUTH_JWKS_URL").unwrap_or_else(|| {
                     format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))
                 }),
             }
@@ -545,7 +541,7 @@ mod tests {
     #[tokio::test]
     async fn disabled_auth_makes_everyone_a_local_admin() {
         let v = Verifier::new(
-            AuthConfig::from_lookup(|k| (k == "AUTH_DISABLED").then(|| "true".into())).unwrap(),
+            AuthConfig::from_env(&Env::from_pairs(&[("AUTH_DISABLED", "true")])).unwrap(),
         );
         let id = v.verify(None, now()).await.unwrap();
         assert!(id.has(Role::Admin));
@@ -553,12 +549,14 @@ mod tests {
 
     #[test]
     fn config_derives_the_cognito_jwks_url_and_refuses_short_secrets() {
-        let env = |k: &str| match k {
-            "AUTH_ISSUER" => Some("https://cognito-idp.eu-west-1.amazonaws.com/pool/".to_string()),
-            "AUTH_AUDIENCE" => Some("client".to_string()),
-            _ => None,
-        };
-        let c = AuthConfig::from_lookup(env).unwrap();
+        let pairs = [
+            (
+                "AUTH_ISSUER",
+                "https://cognito-idp.eu-west-1.amazonaws.com/pool/",
+            ),
+            ("AUTH_AUDIENCE", "client"),
+        ];
+        let c = AuthConfig::from_env(&Env::from_pairs(&pairs)).unwrap();
         assert_eq!(
             c.mode,
             KeyMode::Rs256 {
@@ -566,12 +564,9 @@ mod tests {
                     .into()
             }
         );
-        let short = |k: &str| match k {
-            "AUTH_HS256_SECRET" => Some("short".to_string()),
-            other => env(other),
-        };
-        assert!(AuthConfig::from_lookup(short).is_err());
-        assert!(AuthConfig::from_lookup(|_| None).is_err());
+        let short = Env::from_pairs(&pairs).with(&[("AUTH_HS256_SECRET", "short")]);
+        assert!(AuthConfig::from_env(&short).is_err());
+        assert!(AuthConfig::from_env(&Env::from_pairs::<&str, &str>(&[])).is_err());
     }
 
     #[test]

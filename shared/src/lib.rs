@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calls;
 pub mod channels;
 pub mod collector;
+pub mod config;
 pub mod costs;
 pub mod cycle;
 pub mod domain;

@@ -102,11 +102,16 @@ pub fn take_notification_failures() -> u64 {
     NOTIFICATION_FAILURES.swap(0, Ordering::Relaxed)
 }
 
+static STACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the stack the metrics are reported under (`FINOPS_STACK`, read
+/// with the rest of the configuration at start-up); `local` until then.
+pub fn set_stack(name: Option<String>) {
+    let _ = STACK.set(name.unwrap_or_else(|| "local".to_string()));
+}
+
 fn stack() -> String {
-    std::env::var("FINOPS_STACK")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "local".to_string())
+    STACK.get().cloned().unwrap_or_else(|| "local".to_string())
 }
 
 /// The EMF document of a finished cycle (succeeded or partial).

@@ -11,7 +11,7 @@
 //! Prints, per size: time from publish to the last delivery, deliveries
 //! lost (must be 0), the notifier's calls, and the gateway's peak RSS.
 
-use finops_dev::{FunctionEnv, Functions, WsFunctions};
+use finops_dev::{function_vars, Env, Functions, WsFunctions};
 use finops_local::gateway::GatewayConfig;
 use finops_local::{Emulator, LocalStack, Template};
 use futures::{SinkExt, StreamExt};
@@ -74,10 +74,10 @@ fn main() {
 /// The child: the gateway with the real handlers, configured from the
 /// environment the parent resolved from template.yaml.
 async fn gateway_child() {
-    let env = |k: &str| std::env::var(k).ok();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let gateway = Arc::new(
-        WsFunctions::from_lookup(&env, &aws).expect("the WebSocket functions' configuration"),
+        WsFunctions::from_env(&Env::process(), &aws)
+            .expect("the WebSocket functions' configuration"),
     )
     .gateway(GatewayConfig::default())
     .expect("the WebSocket routes of template.yaml");
@@ -157,8 +157,7 @@ async fn bench() -> Result<(), String> {
     .collect();
 
     // The gateway process, with the WebSocket functions' environment.
-    let mut child_env = FunctionEnv::new(&stack, "WsMessageFunction", &extra).vars();
-    child_env.extend(FunctionEnv::new(&stack, "WsConnectFunction", &extra).vars());
+    let child_env = function_vars(&stack, &["WsMessageFunction", "WsConnectFunction"], &extra);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .env("FANOUT_ROLE", "gateway")
@@ -224,7 +223,7 @@ async fn bench() -> Result<(), String> {
         *receivers.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let event = shared::notify::Event::JobProgress {
             job_id: format!("bench-{r}"),
-            stage: "fanout".into(),
+            stage: shared::domain::Stage::Approvals,
             done: r as u64,
             total: sizes.len() as u64,
             percent: 0.0,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 use shared::auth::{AuthConfig, AuthError, Identity, Verifier};
+pub use shared::config::{ConfigError, Env, Secret};
 use shared::costs::{CostExplorerSource, ForecastSource};
 use shared::dynamo::*;
 use shared::notify::Notifier;
@@ -39,7 +40,7 @@ pub struct Config {
     pub cost_cache_table: String,
     pub jobs_queue_url: String,
     /// HMAC key of listing tokens; the same on every instance.
-    pub page_token_secret: String,
+    pub page_token_secret: Secret,
     pub auth: AuthConfig,
     /// The schedule the cycle runs on, as EventBridge states it.
     pub schedule_expression: Option<String>,
@@ -48,51 +49,35 @@ pub struct Config {
     pub metric_retention: chrono::Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
-
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let need = |k: &str| get(k).ok_or_else(|| ConfigError(format!("{k} is not set")));
-        let seconds = |k: &str, default: i64| -> Result<i64, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ConfigError(format!("{k} must be a positive integer, got '{v}'"))
-                }),
-            }
-        };
-        let page_token_secret = need("PAGE_TOKEN_SECRET")?;
-        if page_token_secret.len() < 16 {
-            return Err(ConfigError(
-                "PAGE_TOKEN_SECRET must be at least 16 bytes".into(),
-            ));
-        }
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         Ok(Config {
-            jobs_table: need("JOBS_TABLE")?,
-            cycles_table: need("CYCLES_TABLE")?,
-            approvals_table: need("APPROVALS_TABLE")?,
-            audit_table: need("AUDIT_TABLE")?,
-            metrics_table: need("METRICS_TABLE")?,
-            thresholds_table: need("THRESHOLDS_TABLE")?,
-            inventory_table: need("INVENTORY_TABLE")?,
-            recommendations_table: need("RECOMMENDATIONS_TABLE")?,
-            connections_table: need("CONNECTIONS_TABLE")?,
-            cost_cache_table: need("COST_CACHE_TABLE")?,
-            jobs_queue_url: need("JOBS_QUEUE_URL")?,
-            page_token_secret,
-            auth: AuthConfig::from_lookup(|k| get(k)).map_err(|e| ConfigError(e.to_string()))?,
-            schedule_expression: get("SCHEDULE_EXPRESSION"),
-            cost_cache_ttl: chrono::Duration::seconds(seconds("COST_CACHE_TTL_SECONDS", 3600)?),
-            forecast_source: ForecastSource::parse(get("COST_FORECAST_SOURCE").as_deref())
-                .map_err(|e| ConfigError(e.to_string()))?,
-            metric_retention: chrono::Duration::days(seconds("METRIC_RETENTION_DAYS", 30)?),
+            jobs_table: env.require("JOBS_TABLE")?,
+            cycles_table: env.require("CYCLES_TABLE")?,
+            approvals_table: env.require("APPROVALS_TABLE")?,
+            audit_table: env.require("AUDIT_TABLE")?,
+            metrics_table: env.require("METRICS_TABLE")?,
+            thresholds_table: env.require("THRESHOLDS_TABLE")?,
+            inventory_table: env.require("INVENTORY_TABLE")?,
+            recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
+            connections_table: env.require("CONNECTIONS_TABLE")?,
+            cost_cache_table: env.require("COST_CACHE_TABLE")?,
+            jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
+            page_token_secret: env.require_secret("PAGE_TOKEN_SECRET", 16)?,
+            auth: AuthConfig::from_env(env)?,
+            schedule_expression: env.get("SCHEDULE_EXPRESSION"),
+            cost_cache_ttl: chrono::Duration::seconds(env.positive(
+                "COST_CACHE_TTL_SECONDS",
+                3600,
+                30 * 86_400,
+            )?),
+            forecast_source: ForecastSource::parse(env.get("COST_FORECAST_SOURCE").as_deref())
+                .map_err(|e| ConfigError::Rule(e.to_string()))?,
+            metric_retention: chrono::Duration::days(env.positive(
+                "METRIC_RETENTION_DAYS",
+                30,
+                3650,
+            )?),
         })
     }
 }
@@ -132,7 +117,7 @@ impl App {
         ddb: aws_sdk_dynamodb::Client,
         notifier: Box<dyn Notifier>,
     ) -> App {
-        let tokens = PageTokenCodec::new(config.page_token_secret.as_bytes());
+        let tokens = PageTokenCodec::new(config.page_token_secret.expose().as_bytes());
         App {
             verifier: Verifier::new(config.auth.clone()),
             jobs: DynamoJobs::new(ddb.clone(), &config.jobs_table),
@@ -164,8 +149,8 @@ impl App {
     }
 
     /// Reads the configuration from the environment and builds the app.
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
-        let config = Config::from_env()?;
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
+        let config = Config::from_env(env)?;
         // Decisions go out on the channels the environment configures
         // (WebSocket, Slack, webhook); to the log when none is.
         let ddb = aws_sdk_dynamodb::Client::new(aws);
@@ -175,9 +160,8 @@ impl App {
             // The notifier lists subscribers for itself, never for a client.
             shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
         ));
-        let notifier: Box<dyn Notifier> =
-            shared::channels::from_env(|k| std::env::var(k).ok(), aws, connections)
-                .map_err(|e| ConfigError(e.to_string()))?;
+        let notifier: Box<dyn Notifier> = shared::channels::from_env(env, aws, connections)
+            .map_err(|e| ConfigError::Rule(e.to_string()))?;
         Ok(App::with_dynamodb(config, aws, ddb, notifier))
     }
 

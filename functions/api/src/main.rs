@@ -1,11 +1,11 @@
-use api::{handle, App};
+use api::{handle, App, Env};
 use lambda_http::{service_fn, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let app = App::from_env(&aws)?;
+    let app = App::from_env(&Env::process(), &aws)?;
     lambda_http::run(service_fn(|req: Request| {
         let app = &app;
         async move { Ok::<_, lambda_http::Error>(handle(app, req).await) }

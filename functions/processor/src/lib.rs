@@ -4,7 +4,9 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Duration, Utc};
+use shared::channels::ChannelsConfig;
 use shared::collector::CloudWatchSource;
+pub use shared::config::{ConfigError, Env};
 use shared::costs::{run_cost_job, CostExplorerSource, CostJobOutcome, Costs, ForecastSource};
 use shared::cycle::{self, CycleConfig, Handled, Ports};
 use shared::domain::{JobKind, JobMessage};
@@ -12,6 +14,7 @@ use shared::dynamo::*;
 use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
 use shared::store::PageTokenCodec;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// What the function reads from its environment, once, at start-up.
@@ -28,67 +31,57 @@ pub struct Config {
     pub cost_cache_table: String,
     /// How long a cost answer is reused (COST_CACHE_TTL_SECONDS, default 3600).
     pub cost_cache_ttl: Duration,
+    /// Where WebSocket subscriptions are read; needed when
+    /// `WEBSOCKET_ENDPOINT` is set.
+    pub connections_table: Option<String>,
     pub cycle: CycleConfig,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(String);
-
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let need = |k: &str| {
-            get(k)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConfigError(format!("{k} is not set")))
-        };
-        let number = |k: &str, default: i64| -> Result<i64, ConfigError> {
-            match get(k).filter(|v| !v.is_empty()) {
-                None => Ok(default),
-                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ConfigError(format!("{k} must be a positive integer, got '{v}'"))
-                }),
-            }
-        };
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let d = CycleConfig::default();
         let cycle = CycleConfig {
-            lease_ttl: Duration::seconds(number("LEASE_TTL_SECONDS", d.lease_ttl.num_seconds())?),
-            continue_on_error: match get("CONTINUE_ON_ERROR").as_deref() {
-                None | Some("") | Some("true") => true,
-                Some("false") => false,
-                Some(v) => {
-                    return Err(ConfigError(format!(
-                        "CONTINUE_ON_ERROR must be true or false, got '{v}'"
-                    )))
-                }
-            },
-            approval_ttl: Duration::hours(number(
+            lease_ttl: Duration::seconds(env.positive(
+                "LEASE_TTL_SECONDS",
+                d.lease_ttl.num_seconds(),
+                86_400,
+            )?),
+            continue_on_error: env.flag("CONTINUE_ON_ERROR", true)?,
+            approval_ttl: Duration::hours(env.positive(
                 "APPROVAL_TTL_HOURS",
                 d.approval_ttl.num_hours(),
+                24 * 365,
             )?),
-            chunk_resources: number("CHUNK_RESOURCES", d.chunk_resources as i64)? as usize,
-            calls_per_shard: number("CALLS_PER_SHARD", d.calls_per_shard as i64)? as u64,
-            max_shard_resources: number("MAX_SHARD_RESOURCES", d.max_shard_resources as i64)?
-                as usize,
-            alert_after_failures: number("ALERT_AFTER_FAILURES", d.alert_after_failures as i64)?
-                as u64,
-            max_receives: number("MAX_RECEIVES", d.max_receives as i64)? as u32,
+            chunk_resources: env.positive("CHUNK_RESOURCES", d.chunk_resources, 100_000)?,
+            calls_per_shard: env.positive("CALLS_PER_SHARD", d.calls_per_shard, 10_000)?,
+            max_shard_resources: env.positive(
+                "MAX_SHARD_RESOURCES",
+                d.max_shard_resources,
+                100_000,
+            )?,
+            alert_after_failures: env.positive(
+                "ALERT_AFTER_FAILURES",
+                d.alert_after_failures,
+                10_000,
+            )?,
+            max_receives: env.positive("MAX_RECEIVES", d.max_receives, 1_000)?,
         };
         Ok(Config {
-            jobs_table: need("JOBS_TABLE")?,
-            cycles_table: need("CYCLES_TABLE")?,
-            approvals_table: need("APPROVALS_TABLE")?,
-            audit_table: need("AUDIT_TABLE")?,
-            thresholds_table: need("THRESHOLDS_TABLE")?,
-            inventory_table: need("INVENTORY_TABLE")?,
-            recommendations_table: need("RECOMMENDATIONS_TABLE")?,
-            jobs_queue_url: need("JOBS_QUEUE_URL")?,
-            cost_cache_table: need("COST_CACHE_TABLE")?,
-            cost_cache_ttl: Duration::seconds(number("COST_CACHE_TTL_SECONDS", 3600)?),
+            jobs_table: env.require("JOBS_TABLE")?,
+            cycles_table: env.require("CYCLES_TABLE")?,
+            approvals_table: env.require("APPROVALS_TABLE")?,
+            audit_table: env.require("AUDIT_TABLE")?,
+            thresholds_table: env.require("THRESHOLDS_TABLE")?,
+            inventory_table: env.require("INVENTORY_TABLE")?,
+            recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
+            jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
+            cost_cache_table: env.require("COST_CACHE_TABLE")?,
+            cost_cache_ttl: Duration::seconds(env.positive(
+                "COST_CACHE_TTL_SECONDS",
+                3600,
+                30 * 86_400,
+            )?),
+            connections_table: env.get("CONNECTIONS_TABLE"),
             cycle,
         })
     }
@@ -112,6 +105,38 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// The one constructor of a deployed processor: configuration, one
+    /// client per AWS service, and the notifier with its connection store
+    /// on the same DynamoDB client.
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Processor, ConfigError> {
+        let config = Config::from_env(env)?;
+        shared::observe::set_stack(env.get("FINOPS_STACK"));
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        let channels = ChannelsConfig::from_env(env)?;
+        if channels.websocket_endpoint.is_some() && config.connections_table.is_none() {
+            return Err(ConfigError::Rule(
+                "WEBSOCKET_ENDPOINT needs CONNECTIONS_TABLE".into(),
+            ));
+        }
+        // Subscriptions are read (and 410-gone connections pruned) here; the
+        // notifier lists nothing for a client, so a per-process token key will do.
+        let connections = Arc::new(DynamoConnections::new(
+            ddb.clone(),
+            config.connections_table.clone().unwrap_or_default(),
+            PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+        ));
+        let notifier = shared::channels::build(&channels, aws, connections)
+            .map_err(|e| ConfigError::Rule(e.to_string()))?;
+        Ok(Self::with_clients(
+            config,
+            ddb,
+            aws_sdk_cloudwatch::Client::new(aws),
+            aws_sdk_sqs::Client::new(aws),
+            aws_sdk_costexplorer::Client::new(aws),
+            notifier,
+        ))
+    }
+
     pub fn new(
         config: Config,
         aws: &aws_config::SdkConfig,

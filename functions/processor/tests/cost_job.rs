@@ -4,7 +4,7 @@
 use chrono::Utc;
 use finops_local::event_source::EventSource;
 use finops_local::LocalStack;
-use processor::{handle, Config, Processor};
+use processor::{handle, Config, Env, Processor};
 use serde_json::json;
 use shared::domain::*;
 use shared::jobs::submit;
@@ -28,7 +28,7 @@ async fn cost_job_publishes_a_report_and_completes() {
     // Injected Cost Explorer answers are emulator-wide: an emulator of its own.
     let (_emulator, stack) = LocalStack::with_own_emulator().await;
     let env = stack.function_env("ProcessorFunction");
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = Config::from_env(&Env::of(env)).unwrap();
     let events = Recorder::default();
     let p = Processor::new(config, &stack.config, Box::new(events.clone()));
     stack

@@ -7,7 +7,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use finops_local::event_source::EventSource;
 use finops_local::{Emulator, LocalStack};
-use processor::{handle, Config, Processor};
+use processor::{handle, Config, Env, Processor};
 use serde_json::json;
 use shared::domain::*;
 use shared::jobs::submit;
@@ -70,7 +70,7 @@ impl Harness {
         for (k, v) in overrides {
             env.insert(k.to_string(), v.to_string());
         }
-        Config::from_lookup(|k| env.get(k).cloned()).unwrap()
+        Config::from_env(&Env::of(env)).unwrap()
     }
 
     /// A processor whose SDK gives up quickly when the emulator is frozen.

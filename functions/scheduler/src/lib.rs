@@ -5,9 +5,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::domain::{Job, JobKind, Service};
+pub use shared::config::{ConfigError, Env};
+use shared::domain::{CycleParams, Job, JobSource, Trigger};
+use shared::dynamo::DynamoJobs;
 use shared::jobs::{scheduled_job_id, submit, Submitted};
-use shared::queue::JobQueue;
+use shared::queue::{JobQueue, SqsJobQueue};
 use shared::store::JobStore;
 
 /// What the function reads from its environment, once, at start-up.
@@ -18,27 +20,42 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, SchedulerError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            jobs_table: env.require("JOBS_TABLE")?,
+            jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
+        })
+    }
+}
+
+/// The adapters, built once per process.
+pub struct Scheduler {
+    pub jobs: DynamoJobs,
+    pub queue: SqsJobQueue,
+}
+
+impl Scheduler {
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Scheduler, ConfigError> {
+        let config = Config::from_env(env)?;
+        Ok(Scheduler {
+            jobs: DynamoJobs::new(aws_sdk_dynamodb::Client::new(aws), &config.jobs_table),
+            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
+        })
     }
 
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, SchedulerError> {
-        let need = |k: &str| {
-            get(k)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| SchedulerError::Config(format!("{k} is not set")))
-        };
-        Ok(Config {
-            jobs_table: need("JOBS_TABLE")?,
-            jobs_queue_url: need("JOBS_QUEUE_URL")?,
-        })
+    pub async fn handle(
+        &self,
+        event: EventBridgeEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, SchedulerError> {
+        handle(&self.jobs, &self.queue, event, now).await
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The event is not a scheduled event we can act on; retrying won't help.
     #[error("rejected event: {0}")]
     BadEvent(String),
@@ -88,15 +105,13 @@ pub async fn handle(
         .time
         .ok_or_else(|| SchedulerError::BadEvent("the event has no 'time'".into()))?;
     let id = scheduled_job_id(rule, time);
-    let params = serde_json::json!({
-        "trigger": "scheduled",
-        "rule": rule,
-        "scheduledFor": time,
-        "eventId": event.id,
-        "services": Service::ALL,
-        "dryRun": false,
-    });
-    let job = Job::new(id, JobKind::OptimizationCycle, "scheduler", params, now);
+    let params = CycleParams {
+        rule: Some(rule.clone()),
+        scheduled_for: Some(time),
+        event_id: event.id.clone(),
+        ..CycleParams::new(Trigger::Scheduled, JobSource::Schedule, None)
+    };
+    let job = Job::cycle(id, "scheduler", &params, now);
     let submitted = submit(jobs, queue, job, now).await?;
     let status = match &submitted {
         Submitted::Queued(_) => "queued",

@@ -4,7 +4,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use finops_local::LocalStack;
-use scheduler::{handle, Config, SchedulerError};
+use scheduler::{handle, Config, Env, SchedulerError};
 use shared::domain::{JobKind, JobMessage, JobStatus};
 use shared::dynamo::DynamoJobs;
 use shared::queue::SqsJobQueue;
@@ -31,7 +31,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let stack = LocalStack::isolated().await;
     let env = stack.function_env("SchedulerFunction");
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = Config::from_env(&Env::of(env)).unwrap();
     let sqs = aws_sdk_sqs::Client::new(&stack.config);
     Fixture {
         jobs: DynamoJobs::new(
@@ -137,6 +137,6 @@ async fn an_event_that_is_not_a_schedule_is_refused_and_changes_nothing() {
 
 #[test]
 fn config_names_what_is_missing() {
-    let err = Config::from_lookup(|k| (k == "JOBS_TABLE").then(|| "t".to_string())).unwrap_err();
+    let err = Config::from_env(&Env::from_pairs(&[("JOBS_TABLE", "t")])).unwrap_err();
     assert!(err.to_string().contains("JOBS_QUEUE_URL"), "{err}");
 }

@@ -11,6 +11,7 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use shared::auth::{AuthConfig, AuthError, Verifier};
+pub use shared::config::{ConfigError, Env};
 use shared::domain::Connection;
 use shared::dynamo::DynamoConnections;
 use shared::store::{ConnectionStore, PageTokenCodec};
@@ -26,23 +27,11 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(String);
-
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let connections_table = get("CONNECTIONS_TABLE")
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ConfigError("CONNECTIONS_TABLE is not set".into()))?;
-        let auth = AuthConfig::from_lookup(&get).map_err(|e| ConfigError(e.to_string()))?;
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         Ok(Config {
-            connections_table,
-            auth,
+            connections_table: env.require("CONNECTIONS_TABLE")?,
+            auth: AuthConfig::from_env(env)?,
         })
     }
 }
@@ -67,8 +56,9 @@ impl Deps {
         }
     }
 
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Deps, ConfigError> {
-        Ok(Self::new(&Config::from_env()?, aws))
+    /// The one constructor of a deployed function.
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Deps, ConfigError> {
+        Ok(Self::new(&Config::from_env(env)?, aws))
     }
 }
 

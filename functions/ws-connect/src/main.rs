@@ -1,12 +1,12 @@
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{service_fn, LambdaEvent};
-use ws_connect::{handle, Deps};
+use ws_connect::{handle, Deps, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = Deps::from_env(&aws)?;
+    let deps = Deps::from_env(&Env::process(), &aws)?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let deps = &deps;

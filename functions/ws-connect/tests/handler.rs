@@ -8,7 +8,7 @@ use finops_local::LocalStack;
 use shared::domain::Role;
 use shared::dynamo::DynamoConnections;
 use shared::store::{ConnectionStore, PageTokenCodec};
-use ws_connect::{handle, Config, Deps, CONNECTION_LIFETIME};
+use ws_connect::{handle, Config, Deps, Env, CONNECTION_LIFETIME};
 
 const SECRET: &str = "finops-local-development-secret-0123456789";
 
@@ -36,12 +36,11 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let stack = LocalStack::isolated().await;
     let env = stack.function_env("WsConnectFunction");
-    let config = Config::from_lookup(|k| match k {
-        "AUTH_ISSUER" => Some("finops-local".into()),
-        "AUTH_AUDIENCE" => Some("finops-lambda".into()),
-        "AUTH_HS256_SECRET" => Some(SECRET.into()),
-        other => env.get(other).cloned(),
-    })
+    let config = Config::from_env(&Env::of(env).with(&[
+        ("AUTH_ISSUER", "finops-local"),
+        ("AUTH_AUDIENCE", "finops-lambda"),
+        ("AUTH_HS256_SECRET", SECRET),
+    ]))
     .unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.config);
     Fixture {

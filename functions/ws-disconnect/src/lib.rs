@@ -6,6 +6,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, Utc};
+pub use shared::config::{ConfigError, Env};
 use shared::dynamo::DynamoConnections;
 use shared::store::{ConnectionStore, PageTokenCodec};
 
@@ -14,20 +15,10 @@ pub struct Config {
     pub connections_table: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(String);
-
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         Ok(Config {
-            connections_table: get("CONNECTIONS_TABLE")
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConfigError("CONNECTIONS_TABLE is not set".into()))?,
+            connections_table: env.require("CONNECTIONS_TABLE")?,
         })
     }
 }
@@ -48,8 +39,9 @@ impl Deps {
         }
     }
 
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Deps, ConfigError> {
-        Ok(Self::new(&Config::from_env()?, aws))
+    /// The one constructor of a deployed function.
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Deps, ConfigError> {
+        Ok(Self::new(&Config::from_env(env)?, aws))
     }
 }
 

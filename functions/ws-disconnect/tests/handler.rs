@@ -7,7 +7,7 @@ use finops_local::LocalStack;
 use shared::domain::{Connection, Role, Topic};
 use shared::dynamo::DynamoConnections;
 use shared::store::{ConnectionStore, PageTokenCodec};
-use ws_disconnect::{handle, Config, Deps};
+use ws_disconnect::{handle, Config, Deps, Env};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T12:30:00Z".parse().unwrap()
@@ -43,7 +43,7 @@ async fn subscribers(store: &DynamoConnections, topic: &Topic) -> Vec<String> {
 async fn disconnect_removes_the_connection_and_all_its_subscriptions_only() {
     let stack = LocalStack::isolated().await;
     let env = stack.function_env("WsDisconnectFunction");
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = Config::from_env(&Env::of(env)).unwrap();
     let deps = Deps::new(&config, &stack.config);
     let ddb = aws_sdk_dynamodb::Client::new(&stack.config);
     let store = DynamoConnections::new(

@@ -7,10 +7,10 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DurationRound, Utc};
 use finops_local::event_source::EventSource;
 use finops_local::{estate, seed, Emulator, LocalStack, Template};
+use shared::config::Env;
 use shared::domain::Recommendation;
-use shared::dynamo::{DynamoJobs, DynamoRecommendations};
+use shared::dynamo::DynamoRecommendations;
 use shared::notify::{Event, Notifier};
-use shared::queue::SqsJobQueue;
 use shared::store::{InventoryStore, JobStore, RecommendationStore};
 use std::process::ExitCode;
 
@@ -50,10 +50,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let port: u16 = std::env::var("FINOPS_EMULATOR_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(4566);
+    let env = Env::process();
+    let port: u16 = env
+        .positive("FINOPS_EMULATOR_PORT", 4566, u16::MAX)
+        .map_err(|e| e.to_string())?;
     println!("Starting the AWS emulator on 127.0.0.1:{port} ...");
     let emulator = Emulator::start_on(port)
         .map_err(|e| format!("{e} (is port {port} in use? set FINOPS_EMULATOR_PORT)"))?;
@@ -73,9 +73,7 @@ async fn run() -> Result<(), String> {
     let now = Utc::now();
     let thresholds = shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
     // FINOPS_DEMO_EC2=N: a fleet of N EC2 instances instead (the cycle benchmark).
-    let fleet: Option<usize> = std::env::var("FINOPS_DEMO_EC2")
-        .ok()
-        .and_then(|n| n.parse().ok());
+    let fleet: Option<usize> = env.get("FINOPS_DEMO_EC2").and_then(|n| n.parse().ok());
     let estate = match fleet {
         Some(n) => estate::ec2_fleet(&thresholds, now, 14, n),
         None => estate::demo(&thresholds, now, 14),
@@ -83,14 +81,12 @@ async fn run() -> Result<(), String> {
     let points = seed::seed_series(&emulator.endpoint, &estate.series)
         .await
         .map_err(|e| e.to_string())?;
-    let processor_env = stack.function_env("ProcessorFunction");
-    let config = processor::Config::from_lookup(|k| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| processor_env.get(k).cloned())
-    })
-    .map_err(|e| e.to_string())?;
-    let processor = processor::Processor::new(config, &aws, Box::new(Console));
+    // Built as its Lambda `main` builds it; the demo prints progress instead
+    // of pushing it.
+    let processor_env = env.or(&Env::of(stack.function_env("ProcessorFunction")));
+    let mut processor =
+        processor::Processor::from_env(&processor_env, &aws).map_err(|e| e.to_string())?;
+    processor.notifier = Box::new(Console);
     processor
         .inventory
         .upsert(&estate.resources)
@@ -102,19 +98,18 @@ async fn run() -> Result<(), String> {
     );
 
     // The real path starts with the schedule's event.
-    let scheduler_env = stack.function_env("SchedulerFunction");
-    let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k).cloned())
-        .map_err(|e| e.to_string())?;
-    let ddb = aws_sdk_dynamodb::Client::new(&aws);
-    let jobs = DynamoJobs::new(ddb.clone(), &scheduler_config.jobs_table);
-    let queue = SqsJobQueue::new(aws_sdk_sqs_client(&aws), &scheduler_config.jobs_queue_url);
+    let scheduler =
+        scheduler::Scheduler::from_env(&Env::of(stack.function_env("SchedulerFunction")), &aws)
+            .map_err(|e| e.to_string())?;
+    let jobs = &scheduler.jobs;
     let fixture = include_str!("../../../events/scheduler/scheduled-event.json");
     let mut event: EventBridgeEvent = serde_json::from_str(fixture).map_err(|e| e.to_string())?;
     event.time = Some(
         now.duration_trunc(chrono::Duration::hours(1))
             .unwrap_or(now),
     );
-    let queued = scheduler::handle(&jobs, &queue, event, now)
+    let queued = scheduler
+        .handle(event, now)
         .await
         .map_err(|e| e.to_string())?;
     println!(
@@ -173,7 +168,10 @@ async fn run() -> Result<(), String> {
             stage.error.as_deref().unwrap_or("")
         );
     }
-    let store = DynamoRecommendations::new(ddb, stack.table("RecommendationsTable"));
+    let store = DynamoRecommendations::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        stack.table("RecommendationsTable"),
+    );
     let mut recs = store.all(&queued.job_id).await.map_err(|e| e.to_string())?;
     recs.sort_by(|a, b| {
         b.monthly_savings_usd

@@ -13,10 +13,10 @@ use finops_local::event_source::EventSource;
 use finops_local::gateway::{Gateway, GatewayConfig, GatewayHandle};
 use finops_local::LocalStack;
 use shared::auth::{AuthConfig, KeyMode, LocalClaims};
+pub use shared::config::Env;
 use shared::domain::Role;
-use shared::dynamo::{DynamoConnections, DynamoJobs};
+use shared::dynamo::DynamoConnections;
 use shared::notify::Notifier;
-use shared::queue::SqsJobQueue;
 use shared::store::{ConnectionStore, PageTokenCodec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -86,31 +86,33 @@ pub fn random_secret() -> String {
 /// (resolved against the local stack), then `extra` (AUTH_*,
 /// WEBSOCKET_ENDPOINT), then, for anything else (SLACK_WEBHOOK_URL,
 /// NOTIFY_CONCURRENCY, ...), the process environment.
-#[derive(Clone)]
-pub struct FunctionEnv(BTreeMap<String, String>);
+pub fn function_env(
+    stack: &LocalStack,
+    logical_ids: &[&str],
+    extra: &BTreeMap<String, String>,
+) -> Env {
+    Env::of(function_vars(stack, logical_ids, extra)).or(&Env::process())
+}
 
-impl FunctionEnv {
-    pub fn new(stack: &LocalStack, logical_id: &str, extra: &BTreeMap<String, String>) -> Self {
-        let mut env = stack.function_env(logical_id);
-        env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        FunctionEnv(env)
+/// The variables of [`function_env`] resolved locally, without the process
+/// environment (to hand to a child process).
+pub fn function_vars(
+    stack: &LocalStack,
+    logical_ids: &[&str],
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for id in logical_ids {
+        vars.extend(stack.function_env(id));
     }
-
-    /// The variables resolved locally (without the process environment).
-    pub fn vars(&self) -> BTreeMap<String, String> {
-        self.0.clone()
-    }
-
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned().or_else(|| std::env::var(key).ok())
-    }
+    vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars
 }
 
 /// Every function, built once, as each Lambda's `main` would.
 pub struct Functions {
     pub processor: processor::Processor,
-    pub scheduler_jobs: DynamoJobs,
-    pub scheduler_queue: SqsJobQueue,
+    pub scheduler: scheduler::Scheduler,
     pub api: api::App,
     pub ws: Arc<WsFunctions>,
     /// A notifier built as the functions build theirs (tests publish with it).
@@ -126,20 +128,15 @@ pub struct WsFunctions {
 }
 
 impl WsFunctions {
-    pub fn from_lookup(
-        get: &dyn Fn(&str) -> Option<String>,
-        aws: &aws_config::SdkConfig,
-    ) -> Result<WsFunctions, String> {
-        let connect =
-            ws_connect::Config::from_lookup(get).map_err(|e| format!("WsConnectFunction: {e}"))?;
-        let disconnect = ws_disconnect::Config::from_lookup(get)
-            .map_err(|e| format!("WsDisconnectFunction: {e}"))?;
-        let message =
-            ws_message::Config::from_lookup(get).map_err(|e| format!("WsMessageFunction: {e}"))?;
+    /// Each function from its own constructor, as its `main` calls it.
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<WsFunctions, String> {
         Ok(WsFunctions {
-            connect: ws_connect::Deps::new(&connect, aws),
-            disconnect: ws_disconnect::Deps::new(&disconnect, aws),
-            message: ws_message::Deps::new(&message, aws),
+            connect: ws_connect::Deps::from_env(env, aws)
+                .map_err(|e| format!("WsConnectFunction: {e}"))?,
+            disconnect: ws_disconnect::Deps::from_env(env, aws)
+                .map_err(|e| format!("WsDisconnectFunction: {e}"))?,
+            message: ws_message::Deps::from_env(env, aws)
+                .map_err(|e| format!("WsMessageFunction: {e}"))?,
         })
     }
 
@@ -224,63 +221,45 @@ pub fn websocket_routes(
 }
 
 impl Functions {
-    /// Builds every function with its environment (see [`FunctionEnv`]).
+    /// Builds every function with its environment (see [`function_env`])
+    /// through the constructor its Lambda `main` calls.
     pub fn build(
         stack: &LocalStack,
         extra: &BTreeMap<String, String>,
     ) -> Result<Functions, String> {
         let aws = &stack.config;
-        let env = |id: &str| FunctionEnv::new(stack, id, extra);
-        let connections_env = env("WsConnectFunction");
-        let connections_table = connections_env
-            .get("CONNECTIONS_TABLE")
-            .ok_or("WsConnectFunction has no CONNECTIONS_TABLE")?;
+        let env = |ids: &[&str]| function_env(stack, ids, extra);
+        let processor_env = env(&["ProcessorFunction"]);
+        let processor = processor::Processor::from_env(&processor_env, aws)
+            .map_err(|e| format!("ProcessorFunction: {e}"))?;
+        let scheduler = scheduler::Scheduler::from_env(&env(&["SchedulerFunction"]), aws)
+            .map_err(|e| format!("SchedulerFunction: {e}"))?;
+        let api = api::App::from_env(&env(&["ApiFunction"]), aws)
+            .map_err(|e| format!("ApiFunction: {e}"))?;
+        let ws_env = env(&[
+            "WsConnectFunction",
+            "WsDisconnectFunction",
+            "WsMessageFunction",
+        ]);
+        let ws = Arc::new(WsFunctions::from_env(&ws_env, aws)?);
+
+        // What tests publish and read with: built as the processor builds its own.
+        let connections_table = ws_env
+            .require("CONNECTIONS_TABLE")
+            .map_err(|e| format!("WsConnectFunction: {e}"))?;
         let connections: Arc<dyn ConnectionStore> = Arc::new(DynamoConnections::new(
             aws_sdk_dynamodb::Client::new(aws),
             &connections_table,
             PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
         ));
-        let notifier_for = |e: &FunctionEnv| {
-            shared::channels::from_env(|k| e.get(k), aws, connections.clone())
-                .map_err(|err| format!("notification channels: {err}"))
-        };
-
-        let processor_env = env("ProcessorFunction");
-        let processor_config = processor::Config::from_lookup(|k| processor_env.get(k))
-            .map_err(|e| format!("ProcessorFunction: {e}"))?;
-        let processor =
-            processor::Processor::new(processor_config, aws, notifier_for(&processor_env)?);
-
-        let scheduler_env = env("SchedulerFunction");
-        let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k))
-            .map_err(|e| format!("SchedulerFunction: {e}"))?;
-        let scheduler_jobs = DynamoJobs::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &scheduler_config.jobs_table,
-        );
-        let scheduler_queue = SqsJobQueue::new(
-            aws_sdk_sqs::Client::new(aws),
-            &scheduler_config.jobs_queue_url,
-        );
-
-        let api_env = env("ApiFunction");
-        let api_config = api::Config::from_lookup(|k| api_env.get(k))
-            .map_err(|e| format!("ApiFunction: {e}"))?;
-        let api = api::App::new(api_config, aws, notifier_for(&api_env)?);
-
-        let mut ws_env = env("WsConnectFunction").0;
-        ws_env.extend(env("WsDisconnectFunction").0);
-        ws_env.extend(env("WsMessageFunction").0);
-        let ws_env = FunctionEnv(ws_env);
-        let ws = Arc::new(WsFunctions::from_lookup(&|k| ws_env.get(k), aws)?);
-
+        let notifier = shared::channels::from_env(&processor_env, aws, connections.clone())
+            .map_err(|err| format!("notification channels: {err}"))?;
         Ok(Functions {
             processor,
-            scheduler_jobs,
-            scheduler_queue,
+            scheduler,
             api,
             ws,
-            notifier: notifier_for(&processor_env)?,
+            notifier,
             connections,
         })
     }
@@ -323,14 +302,7 @@ impl Functions {
 
     /// One scheduled event, as EventBridge delivers it to the scheduler.
     pub async fn on_schedule(&self, event: EventBridgeEvent) {
-        match scheduler::handle(
-            &self.scheduler_jobs,
-            &self.scheduler_queue,
-            event,
-            Utc::now(),
-        )
-        .await
-        {
+        match self.scheduler.handle(event, Utc::now()).await {
             Ok(outcome) => tracing::info!(
                 job_id = %outcome.job_id,
                 status = outcome.status,
@@ -418,9 +390,8 @@ impl Dev {
             // The api's listing-token key: stable for this run (or as set).
             (
                 "PAGE_TOKEN_SECRET",
-                std::env::var("PAGE_TOKEN_SECRET")
-                    .ok()
-                    .filter(|s| !s.is_empty())
+                Env::process()
+                    .get("PAGE_TOKEN_SECRET")
                     .unwrap_or_else(random_secret),
             ),
         ]

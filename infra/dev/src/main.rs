@@ -1,20 +1,16 @@
 //! `make dev`: the whole system on loopback, no AWS account and no Docker.
 //! See docs/local-stack.md.
 
-use finops_dev::{random_secret, Dev, Seed, Settings};
+use finops_dev::{random_secret, Dev, Env, Seed, Settings};
 use finops_local::gateway::GatewayConfig;
 use finops_local::{Emulator, LocalStack, Template};
 use shared::domain::Role;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-fn port(var: &str, default: u16) -> Result<u16, String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .map_err(|_| format!("{var} must be a port number, got '{v}'")),
-        _ => Ok(default),
-    }
+fn port(env: &Env, var: &str, default: u16) -> Result<u16, String> {
+    env.positive(var, default, u16::MAX)
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -36,22 +32,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let emulator_port = port("FINOPS_EMULATOR_PORT", 4566)?;
-    let rest_port = port("FINOPS_REST_PORT", 3000)?;
-    let ws_port = port("FINOPS_WS_PORT", 3001)?;
-    let seed = match std::env::var("SEED").unwrap_or_default().as_str() {
+    let env = Env::process();
+    let emulator_port = port(&env, "FINOPS_EMULATOR_PORT", 4566)?;
+    let rest_port = port(&env, "FINOPS_REST_PORT", 3000)?;
+    let ws_port = port(&env, "FINOPS_WS_PORT", 3001)?;
+    let seed = match env.get("SEED").unwrap_or_default().as_str() {
         "" | "demo" => Seed::Demo,
         "none" => Seed::None,
         other => return Err(format!("SEED must be 'demo' or 'none', got '{other}'")),
     };
-    let auth_secret = match std::env::var("AUTH_HS256_SECRET") {
-        Ok(s) if !s.is_empty() => s,
-        _ => random_secret(),
-    };
+    let auth_secret = env.get("AUTH_HS256_SECRET").unwrap_or_else(random_secret);
     let template = Template::load().map_err(|e| e.to_string())?;
-    let expression = std::env::var("SCHEDULE_EXPRESSION")
-        .ok()
-        .filter(|s| !s.is_empty())
+    let expression = env
+        .get("SCHEDULE_EXPRESSION")
         .or_else(|| template.parameter_default("ScheduleExpression"))
         .ok_or("template.yaml has no ScheduleExpression default; set SCHEDULE_EXPRESSION")?;
     let every = finops_local::schedule::parse_rate(&expression)?;

@@ -10,9 +10,10 @@ pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use http::{HttpChannelConfig, SlackChannel, WebhookChannel};
 pub use websocket::{Delivery, WebSocketNotifier};
 
+use crate::config::{ConfigError, Env, Secret};
 use crate::notify::{Event, LogNotifier, Notifier};
 use crate::store::ConnectionStore;
-use crate::{Error, Result};
+use crate::Result;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +63,7 @@ pub struct ChannelsConfig {
     pub max_attempts: u32,
     pub slack_webhook_url: Option<reqwest::Url>,
     pub webhook_url: Option<reqwest::Url>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     pub http: HttpChannelConfig,
 }
 
@@ -71,56 +72,29 @@ impl ChannelsConfig {
     /// `NOTIFY_MAX_ATTEMPTS` (3), `SLACK_WEBHOOK_URL`, `WEBHOOK_URL` with
     /// `WEBHOOK_SECRET`, `NOTIFY_BREAKER_FAILURES` (5),
     /// `NOTIFY_BREAKER_COOLDOWN_SECONDS` (60), `NOTIFY_HTTP_TIMEOUT_SECONDS` (5).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ChannelsConfig> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let bad = |k: &str, why: &str| Error::Validation(format!("configuration: {k} {why}"));
-        let number = |k: &str, default: u64, max: u64| -> Result<u64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| bad(k, &format!("must be an integer in 1..={max}, got '{v}'"))),
-            }
-        };
-        let url = |k: &str| -> Result<Option<reqwest::Url>> {
-            get(k)
-                .map(|v| {
-                    reqwest::Url::parse(&v)
-                        .ok()
-                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-                        .ok_or_else(|| bad(k, "must be an http(s) URL"))
-                })
-                .transpose()
-        };
-        let websocket_endpoint = url("WEBSOCKET_ENDPOINT")?.map(|u| u.to_string());
-        let webhook_url = url("WEBHOOK_URL")?;
-        let webhook_secret = get("WEBHOOK_SECRET");
+    pub fn from_env(env: &Env) -> std::result::Result<ChannelsConfig, ConfigError> {
+        let websocket_endpoint = env.url("WEBSOCKET_ENDPOINT")?.map(|u| u.to_string());
+        let webhook_url = env.url("WEBHOOK_URL")?;
+        let webhook_secret = env.secret("WEBHOOK_SECRET");
         if webhook_url.is_some() && webhook_secret.as_ref().is_none_or(|s| s.len() < 16) {
-            return Err(bad(
-                "WEBHOOK_SECRET",
-                "must be set (at least 16 bytes) when WEBHOOK_URL is",
+            return Err(ConfigError::Rule(
+                "WEBHOOK_SECRET must be set (at least 16 bytes) when WEBHOOK_URL is".into(),
             ));
         }
-        let max_attempts = number("NOTIFY_MAX_ATTEMPTS", 3, 10)? as u32;
+        let max_attempts = env.positive("NOTIFY_MAX_ATTEMPTS", 3u32, 10)?;
         Ok(ChannelsConfig {
             websocket_endpoint,
-            concurrency: number("NOTIFY_CONCURRENCY", 32, 1000)? as usize,
+            concurrency: env.positive("NOTIFY_CONCURRENCY", 32usize, 1000)?,
             max_attempts,
-            slack_webhook_url: url("SLACK_WEBHOOK_URL")?,
+            slack_webhook_url: env.url("SLACK_WEBHOOK_URL")?,
             webhook_url,
             webhook_secret,
             http: HttpChannelConfig {
                 max_attempts,
-                timeout: Duration::from_secs(number("NOTIFY_HTTP_TIMEOUT_SECONDS", 5, 60)?),
+                timeout: Duration::from_secs(env.positive("NOTIFY_HTTP_TIMEOUT_SECONDS", 5, 60)?),
                 breaker: BreakerConfig {
-                    failure_threshold: number("NOTIFY_BREAKER_FAILURES", 5, 1000)? as u32,
-                    cooldown: Duration::from_secs(number(
+                    failure_threshold: env.positive("NOTIFY_BREAKER_FAILURES", 5u32, 1000)?,
+                    cooldown: Duration::from_secs(env.positive(
                         "NOTIFY_BREAKER_COOLDOWN_SECONDS",
                         60,
                         86_400,
@@ -172,7 +146,7 @@ pub fn build(
             "webhook",
             Box::new(WebhookChannel::new(
                 url.clone(),
-                secret.as_bytes(),
+                secret.expose().as_bytes(),
                 config.http.clone(),
             )?),
         ));
@@ -180,34 +154,29 @@ pub fn build(
     Ok(Box::new(FanOut::new(channels)))
 }
 
-/// [`ChannelsConfig::from_lookup`] then [`build`].
+/// [`ChannelsConfig::from_env`] then [`build`].
 pub fn from_env(
-    get: impl Fn(&str) -> Option<String>,
+    env: &Env,
     aws: &aws_config::SdkConfig,
     connections: Arc<dyn ConnectionStore>,
 ) -> Result<Box<dyn Notifier>> {
-    build(&ChannelsConfig::from_lookup(get)?, aws, connections)
+    build(&ChannelsConfig::from_env(env)?, aws, connections)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
+    fn lookup(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs)
     }
 
     #[test]
     fn defaults_and_validation() {
-        let c = ChannelsConfig::from_lookup(lookup(&[])).unwrap();
+        let c = ChannelsConfig::from_env(&lookup(&[])).unwrap();
         assert!(c.is_empty());
         assert_eq!(c.concurrency, 32);
-        let c = ChannelsConfig::from_lookup(lookup(&[
+        let c = ChannelsConfig::from_env(&lookup(&[
             ("WEBSOCKET_ENDPOINT", "http://127.0.0.1:3001"),
             ("NOTIFY_CONCURRENCY", "8"),
         ]))
@@ -225,10 +194,7 @@ mod tests {
             ],
             vec![("SLACK_WEBHOOK_URL", "ftp://x")],
         ] {
-            assert!(
-                ChannelsConfig::from_lookup(lookup(&bad)).is_err(),
-                "{bad:?}"
-            );
+            assert!(ChannelsConfig::from_env(&lookup(&bad)).is_err(), "{bad:?}");
         }
     }
 }

@@ -208,15 +208,6 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter / 2)
 }
 
-/// Table names, each read from its own environment variable so a function
-/// only needs (and is only given) the tables it uses.
-pub fn table_from_env(var: &str) -> Result<String> {
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::Validation(format!("environment variable {var} is not set")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

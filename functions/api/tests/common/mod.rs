@@ -3,7 +3,7 @@
 //! shape API Gateway REST sends) and passed to `handle`.
 #![allow(dead_code)]
 
-use api::{handle, App, Config};
+use api::{handle, App, Config, Env};
 use chrono::{DateTime, Duration, Utc};
 use finops_local::LocalStack;
 use serde_json::{json, Value};
@@ -56,7 +56,7 @@ pub fn env_of(stack: &LocalStack) -> std::collections::BTreeMap<String, String> 
 
 pub async fn harness_on(stack: LocalStack) -> Harness {
     let env = env_of(&stack);
-    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+    let config = Config::from_env(&Env::of(env)).expect("config");
     let auth = config.auth.clone();
     let events = Recorder::default();
     let now = fixed_now();

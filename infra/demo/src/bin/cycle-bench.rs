@@ -24,6 +24,7 @@ use finops_local::synthetic::SyntheticCloudWatch;
 use finops_local::{estate, seed, Emulator, LocalStack, Template};
 use shared::calls::{CallCounter, CallTally};
 use shared::collector::minimum_get_metric_data_calls;
+use shared::config::Env;
 use shared::cycle::{metric_requests, plan_shards};
 use shared::domain::{JobKind, JobMessage, JobStatus, Service, ShardRef};
 use shared::dynamo::{DynamoJobs, DynamoRecommendations};
@@ -61,8 +62,8 @@ fn main() -> ExitCode {
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
+    Env::process()
+        .get(key)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
@@ -85,8 +86,9 @@ fn mb(kb: u64) -> f64 {
 }
 
 async fn bench() -> Result<(), String> {
-    let sizes: Vec<usize> = std::env::var("FINOPS_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000,10000".into())
+    let sizes: Vec<usize> = Env::process()
+        .get("FINOPS_BENCH_SIZES")
+        .unwrap_or_else(|| "1000,10000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
@@ -149,13 +151,9 @@ async fn bench_one(n: usize) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?
     };
-    let processor_env = stack.function_env("ProcessorFunction");
-    let lookup = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| processor_env.get(k).cloned())
-    };
-    let config = processor::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
+    let processor_vars = stack.function_env("ProcessorFunction");
+    let processor_env = Env::process().or(&Env::of(processor_vars.clone()));
+    let config = processor::Config::from_env(&processor_env).map_err(|e| e.to_string())?;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let inventory = shared::dynamo::DynamoInventory::new(
         ddb.clone(),
@@ -167,9 +165,9 @@ async fn bench_one(n: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let setup_s = t.elapsed().as_secs_f64();
 
-    let scheduler_env = stack.function_env("SchedulerFunction");
-    let scheduler_config = scheduler::Config::from_lookup(|k| scheduler_env.get(k).cloned())
-        .map_err(|e| e.to_string())?;
+    let scheduler_config =
+        scheduler::Config::from_env(&Env::of(stack.function_env("SchedulerFunction")))
+            .map_err(|e| e.to_string())?;
     let jobs = DynamoJobs::new(ddb.clone(), &scheduler_config.jobs_table);
     let queue = SqsJobQueue::new(
         aws_sdk_sqs::Client::new(&aws),
@@ -210,7 +208,7 @@ async fn bench_one(n: usize) -> Result<(), String> {
     let mut child = Command::new(exe);
     child
         .arg("--processor")
-        .envs(processor_env.iter())
+        .envs(processor_vars.iter())
         .env("AWS_ENDPOINT_URL", &emulator.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -457,7 +455,8 @@ fn tally_rows(tally: CallTally) -> Vec<(String, String, u64)> {
 /// job finishes.
 async fn processor_child() -> Result<(), String> {
     let rss_start_kb = status_kb("VmRSS:");
-    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
+    let env = Env::process();
+    let var = |k: &str| env.require(k).map_err(|e| e.to_string());
     let job_id = var("FINOPS_BENCH_JOB")?;
     let now_secs: i64 = var("FINOPS_BENCH_NOW")?
         .parse()
@@ -477,8 +476,8 @@ async fn processor_child() -> Result<(), String> {
     );
     let mut cw_config =
         aws_sdk_cloudwatch::config::Builder::from(&aws).interceptor(counter.clone());
-    let synthetic = match std::env::var("FINOPS_BENCH_SYNTHETIC_EC2") {
-        Ok(n) => {
+    let synthetic = match env.get("FINOPS_BENCH_SYNTHETIC_EC2") {
+        Some(n) => {
             let n: usize = n
                 .parse()
                 .map_err(|e| format!("FINOPS_BENCH_SYNTHETIC_EC2: {e}"))?;
@@ -487,10 +486,10 @@ async fn processor_child() -> Result<(), String> {
             cw_config = cw_config.http_client(cw.http_client());
             Some(cw)
         }
-        Err(_) => None,
+        None => None,
     };
     let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(cw_config.build());
-    let config = processor::Config::from_env().map_err(|e| e.to_string())?;
+    let config = processor::Config::from_env(&env).map_err(|e| e.to_string())?;
     // The loop's own job lookups go through a client without the counter:
     // they are the bench's, not the processor's.
     let poll = DynamoJobs::new(aws_sdk_dynamodb::Client::new(&aws), &config.jobs_table);
