@@ -15,7 +15,7 @@ pub enum Event {
     #[serde(rename = "job.progress", rename_all = "camelCase")]
     JobProgress {
         job_id: String,
-        stage: String,
+        stage: crate::domain::Stage,
         done: u64,
         total: u64,
         percent: f64,
@@ -42,7 +42,7 @@ pub enum Event {
     },
     #[serde(rename = "operator.alert", rename_all = "camelCase")]
     OperatorAlert {
-        stage: String,
+        stage: crate::domain::Stage,
         consecutive_failures: u64,
         error: String,
     },

@@ -223,7 +223,7 @@ async fn every_stored_type_round_trips() {
         started_at: now,
         finished_at: Some(now + Duration::seconds(3)),
         stages: vec![StageOutcome {
-            stage: "analyse".into(),
+            stage: Stage::Analyse,
             ok: false,
             processed: 10,
             failed: 1,
@@ -814,7 +814,7 @@ async fn job_transitions_are_conditional() {
     );
     // Progress is refused before the job runs.
     assert!(matches!(
-        jobs.update_progress("j", &Progress::new("collect", 1, 4), now)
+        jobs.update_progress("j", &Progress::new(Stage::Collect, 1, 4), now)
             .await,
         Err(Error::Conflict(_))
     ));
@@ -835,7 +835,7 @@ async fn job_transitions_are_conditional() {
             .await,
         Err(Error::Conflict(_))
     ));
-    jobs.update_progress("j", &Progress::new("analyse", 2, 4), now)
+    jobs.update_progress("j", &Progress::new(Stage::Analyse, 2, 4), now)
         .await
         .unwrap();
     assert_eq!(

@@ -156,7 +156,7 @@ impl WsFixture {
 fn alert(error: &str) -> Event {
     // Goes to `approvals` and `jobs`: two topics, so overlap is exercised.
     Event::OperatorAlert {
-        stage: "collect".into(),
+        stage: shared::domain::Stage::Collect,
         consecutive_failures: 3,
         error: error.into(),
     }
@@ -304,7 +304,7 @@ async fn webhook_deliveries_carry_a_signature_the_receiver_verifies() {
     // Progress is for live screens only.
     hook.publish(&Event::JobProgress {
         job_id: "job-1".into(),
-        stage: "collect".into(),
+        stage: shared::domain::Stage::Collect,
         done: 1,
         total: 2,
         percent: 50.0,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use shared::domain::{Connection, JobKind, JobMessage, Role, Service, Topic};
 use shared::dynamo::{DynamoConnections, DynamoJobs};
 use shared::store::{ConnectionStore, JobStore, PageTokenCodec};
-use ws_message::{handle, Config, Deps, MAX_BODY_BYTES};
+use ws_message::{handle, Config, Deps, Env, MAX_BODY_BYTES};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T12:05:00Z".parse().unwrap()
@@ -54,7 +54,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let stack = LocalStack::isolated().await;
     let env = stack.function_env("WsMessageFunction");
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = Config::from_env(&Env::of(env)).unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.config);
     let f = Fixture {
         deps: Deps::new(&config, &stack.config),
@@ -262,7 +262,7 @@ async fn analyze_costs_queues_a_cost_job_with_validated_params() {
     assert_eq!(job.requester, "vera");
     assert_eq!(
         job.params,
-        json!({"start": "2026-10-01", "end": "2026-11-01", "granularity": "DAILY", "groupBy": "SERVICE"})
+        json!({"start": "2026-10-01", "end": "2026-11-01", "granularity": "DAILY", "groupBy": "service"})
     );
     let messages = f.messages().await;
     assert_eq!(messages.len(), 1);
@@ -271,7 +271,7 @@ async fn analyze_costs_queues_a_cost_job_with_validated_params() {
     for (body, needle) in [
         (
             r#"{"action":"analyzeCosts","start":"2026-10-01","end":"2026-09-01"}"#,
-            "after",
+            "before end",
         ),
         (
             r#"{"action":"analyzeCosts","start":"2026-13-01","end":"2026-12-01"}"#,

@@ -14,8 +14,10 @@
 //!   job record and the worker that counts the last one claims the final
 //!   stage, which therefore runs once.
 
+mod finalize;
 mod stages;
 
+use finalize::finalize;
 use stages::analyse_slice;
 use stages::{elapsed_ms, QueryPlan};
 pub use stages::{metric_requests, SliceOutcome};
@@ -161,25 +163,6 @@ async fn fail_job(ports: &Ports<'_>, job_id: &str, error: &str, now: DateTime<Ut
     }
 }
 
-fn trigger_of(job: &Job) -> Trigger {
-    match job.params.get("trigger").and_then(|t| t.as_str()) {
-        Some("scheduled") => Trigger::Scheduled,
-        _ => Trigger::Manual,
-    }
-}
-
-fn dry_run_of(job: &Job) -> bool {
-    job.params.get("dryRun").and_then(|v| v.as_bool()) == Some(true)
-}
-
-fn services_of(job: &Job) -> Vec<Service> {
-    job.params
-        .get("services")
-        .and_then(|v| serde_json::from_value::<Vec<Service>>(v.clone()).ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| Service::ALL.to_vec())
-}
-
 /// The job a message names, unless it has finished (a duplicate delivery).
 /// A message naming no job is refused: retrying cannot make it exist.
 async fn unfinished_job(
@@ -249,7 +232,7 @@ async fn coordinate(
 
 /// Moves a job to a final status with its result. A `Conflict` means another
 /// delivery settled it first, which is the same outcome.
-async fn settle_job(
+pub(super) async fn settle_job(
     ports: &Ports<'_>,
     job_id: &str,
     to: JobStatus,
@@ -284,7 +267,7 @@ async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) ->
         .put_run(&CycleRun {
             run_id: job.id.clone(),
             job_id: job.id.clone(),
-            trigger: trigger_of(job),
+            trigger: CycleParams::of(job).trigger,
             status: RunStatus::Skipped,
             started_at: now,
             finished_at: Some(now),
@@ -295,7 +278,7 @@ async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) ->
             monthly_savings_usd: 0.0,
             threshold_version: None,
             error: Some(reason.clone()),
-            dry_run: dry_run_of(job),
+            dry_run: CycleParams::of(job).dry_run,
         })
         .await?;
     ports
@@ -313,24 +296,14 @@ pub(crate) struct Tracker<'p, 'a> {
     ports: &'p Ports<'a>,
     cfg: &'p CycleConfig,
     pub run: CycleRun,
-    step: usize,
 }
 
 /// The stages of a cycle, in order; progress is reported against them.
-pub const STAGES: [&str; 8] = [
-    "discover",
-    "collect",
-    "analyse",
-    "recommend",
-    "dependencies",
-    "batch",
-    "approvals",
-    "audit",
-];
+pub const STAGES: [Stage; 8] = Stage::ALL;
 
 impl<'p, 'a> Tracker<'p, 'a> {
-    async fn progress(&self, stage: &str, done: u64, total: u64) -> Result<()> {
-        let index = STAGES.iter().position(|s| *s == stage).unwrap_or(self.step);
+    pub(super) async fn progress(&self, stage: Stage, done: u64, total: u64) -> Result<()> {
+        let index = stage.index();
         let frac = if total == 0 {
             1.0
         } else {
@@ -338,7 +311,7 @@ impl<'p, 'a> Tracker<'p, 'a> {
         };
         let percent = ((index as f64 + frac) / STAGES.len() as f64 * 1000.0).round() / 10.0;
         let progress = Progress {
-            stage: stage.to_string(),
+            stage,
             done,
             total,
             percent,
@@ -365,12 +338,11 @@ impl<'p, 'a> Tracker<'p, 'a> {
     }
 
     /// Records a finished stage and its health; alerts past the threshold.
-    async fn finish(&mut self, outcome: StageOutcome) -> Result<()> {
-        self.step += 1;
+    pub(super) async fn finish(&mut self, outcome: StageOutcome) -> Result<()> {
         let failures = self
             .ports
             .health
-            .record_stage(&outcome.stage, outcome.ok)
+            .record_stage(outcome.stage, outcome.ok)
             .await?;
         if failures >= self.cfg.alert_after_failures {
             let error = outcome
@@ -380,7 +352,7 @@ impl<'p, 'a> Tracker<'p, 'a> {
             self.ports
                 .notifier
                 .publish(&Event::OperatorAlert {
-                    stage: outcome.stage.clone(),
+                    stage: outcome.stage,
                     consecutive_failures: failures,
                     error: error.clone(),
                 })
@@ -413,14 +385,14 @@ pub(crate) fn stable_id(seed: &str) -> String {
 }
 
 /// Appends an audit entry whose id is deterministic: a replay finds it there.
-async fn append_once(audit: &dyn AuditStore, entry: &AuditEntry) -> Result<()> {
+pub(super) async fn append_once(audit: &dyn AuditStore, entry: &AuditEntry) -> Result<()> {
     match audit.append(entry).await {
         Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-async fn load_thresholds(ports: &Ports<'_>) -> Result<ThresholdSet> {
+pub(super) async fn load_thresholds(ports: &Ports<'_>) -> Result<ThresholdSet> {
     match ports.thresholds.latest().await? {
         Some(set) => Ok(set),
         None => default_thresholds(),
@@ -462,7 +434,7 @@ async fn run_cycle(
         run: CycleRun {
             run_id: job.id.clone(),
             job_id: job.id.clone(),
-            trigger: trigger_of(job),
+            trigger: CycleParams::of(job).trigger,
             status: RunStatus::Running,
             started_at: now,
             finished_at: None,
@@ -473,18 +445,17 @@ async fn run_cycle(
             monthly_savings_usd: 0.0,
             threshold_version: Some(set.version),
             error: None,
-            dry_run: dry_run_of(job),
+            dry_run: CycleParams::of(job).dry_run,
         },
-        step: 0,
     };
     ports.runs.put_run(&tracker.run).await?;
 
     let t = std::time::Instant::now();
-    tracker.progress("discover", 0, 1).await?;
-    let resources = discover(ports, &services_of(job)).await?;
+    tracker.progress(Stage::Discover, 0, 1).await?;
+    let resources = discover(ports, &CycleParams::of(job).services).await?;
     tracker
         .finish(StageOutcome {
-            stage: "discover".into(),
+            stage: Stage::Discover,
             ok: true,
             processed: resources.len() as u64,
             failed: 0,
@@ -524,7 +495,7 @@ async fn run_cycle(
         })
         .collect();
     ports.queue.send_batch(&messages).await?;
-    tracker.progress("collect", 0, n as u64).await?;
+    tracker.progress(Stage::Collect, 0, n as u64).await?;
     Ok(Handled::ShardsQueued(n))
 }
 
@@ -619,205 +590,9 @@ async fn run_shard(
     };
     run.resources_analysed = count.analysed;
     run.findings = count.findings;
-    let tracker = Tracker {
-        ports,
-        cfg,
-        run,
-        step: 3,
-    };
+    let tracker = Tracker { ports, cfg, run };
     let recs = ports.recommendations.all(job_id).await?;
     finalize(ports, cfg, tracker, recs, now).await?;
     let _ = ports.lease.release(LEASE_NAME, &shard.lease_owner).await;
     Ok(Handled::ShardDone { finalized: true })
-}
-
-/// The final stage, run once per cycle: dependencies, batching, approval
-/// requests, expiry of stale requests, the audit entry, completion.
-async fn finalize(
-    ports: &Ports<'_>,
-    cfg: &CycleConfig,
-    mut tracker: Tracker<'_, '_>,
-    recs: Vec<Recommendation>,
-    now: DateTime<Utc>,
-) -> Result<CycleRun> {
-    let job_id = tracker.run.job_id.clone();
-
-    let t = std::time::Instant::now();
-    tracker
-        .progress("dependencies", 0, recs.len() as u64)
-        .await?;
-    let inventory = ports.inventory.all().await?;
-    let index = crate::analysis::DependencyIndex::new(&inventory);
-    let mut recs = recs;
-    index.link(&mut recs);
-    tracker
-        .finish(StageOutcome {
-            stage: "dependencies".into(),
-            ok: true,
-            processed: recs.len() as u64,
-            failed: 0,
-            duration_ms: elapsed_ms(t),
-            error: None,
-        })
-        .await?;
-
-    let t = std::time::Instant::now();
-    let batches = crate::analysis::order_actions(recs, &index);
-    tracker
-        .finish(StageOutcome {
-            stage: "batch".into(),
-            ok: true,
-            processed: batches.len() as u64,
-            failed: 0,
-            duration_ms: elapsed_ms(t),
-            error: None,
-        })
-        .await?;
-
-    let t = std::time::Instant::now();
-    let total: usize = batches.iter().map(Vec::len).sum();
-    tracker.progress("approvals", 0, total as u64).await?;
-    let (mut created, mut failed, mut last_error) = (0u64, 0u64, None);
-    let mut savings = 0.0;
-    let mut count = 0u64;
-    let dry_run = tracker.run.dry_run;
-    for rec in batches.into_iter().flatten() {
-        count += 1;
-        savings += rec.monthly_savings_usd.unwrap_or(0.0);
-        if dry_run {
-            continue;
-        }
-        match approvals::open(
-            ports.approvals,
-            rec,
-            "cycle",
-            Some(job_id.clone()),
-            cfg.approval_ttl,
-            now,
-        )
-        .await
-        {
-            Ok((request, CreateOutcome::Created)) => {
-                created += 1;
-                ports
-                    .notifier
-                    .publish(&Event::ApprovalRequestCreated { request })
-                    .await?;
-            }
-            Ok((_, CreateOutcome::AlreadyOpen { .. })) => {}
-            Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
-            Err(e) => {
-                failed += 1;
-                last_error = Some(e.to_string());
-            }
-        }
-    }
-    let expired = if dry_run {
-        0
-    } else {
-        expire_stale(ports, &job_id, now).await?
-    };
-    tracker
-        .finish(StageOutcome {
-            stage: "approvals".into(),
-            ok: failed == 0,
-            processed: created + expired,
-            failed,
-            duration_ms: elapsed_ms(t),
-            error: last_error,
-        })
-        .await?;
-
-    let t = std::time::Instant::now();
-    tracker.run.recommendations = count;
-    tracker.run.monthly_savings_usd = (savings * 100.0).round() / 100.0;
-    let summary = json!({
-        "resourcesAnalysed": tracker.run.resources_analysed,
-        "findings": tracker.run.findings,
-        "recommendations": count,
-        "approvalRequestsCreated": created,
-        "approvalRequestsExpired": expired,
-        "monthlySavingsUsd": tracker.run.monthly_savings_usd,
-        "thresholdVersion": tracker.run.threshold_version,
-        "dryRun": dry_run,
-    });
-    append_once(
-        ports.audit,
-        &AuditEntry {
-            id: stable_id(&format!("{job_id}|completed")),
-            entity_type: "cycle".into(),
-            entity_id: job_id.clone(),
-            action: "cycle.completed".into(),
-            actor: "system".into(),
-            at: tracker.run.started_at,
-            outcome: Some("succeeded".into()),
-            reason: None,
-            pre_state: None,
-            post_state: Some(summary.clone()),
-            correlation_id: Some(job_id.clone()),
-        },
-    )
-    .await?;
-    tracker
-        .finish(StageOutcome {
-            stage: "audit".into(),
-            ok: true,
-            processed: 1,
-            failed: 0,
-            duration_ms: elapsed_ms(t),
-            error: None,
-        })
-        .await?;
-
-    let partial = tracker.run.stages.iter().any(|s| !s.ok);
-    tracker.run.status = if partial {
-        RunStatus::Partial
-    } else {
-        RunStatus::Succeeded
-    };
-    tracker.run.finished_at = Some(Utc::now().max(now));
-    ports.runs.put_run(&tracker.run).await?;
-    settle_job(ports, &job_id, JobStatus::Succeeded, summary.clone(), now).await?;
-    crate::observe::cycle_completed(&tracker.run);
-    ports
-        .notifier
-        .publish(&Event::JobCompleted { job_id, summary })
-        .await?;
-    Ok(tracker.run)
-}
-
-/// Moves pending requests past their deadline to `expired`.
-async fn expire_stale(ports: &Ports<'_>, job_id: &str, now: DateTime<Utc>) -> Result<u64> {
-    let filter = ApprovalFilter {
-        status: Some(ApprovalStatus::Pending),
-        ..Default::default()
-    };
-    let mut expired = 0;
-    let mut token: Option<String> = None;
-    loop {
-        let page = ports
-            .approvals
-            .list(&filter, Some(100), token.as_deref())
-            .await?;
-        for request in page.items.into_iter().filter(|r| r.expires_at <= now) {
-            let mut input = DecisionInput::new(ApprovalEvent::Expire, "system")
-                .reason("approval deadline passed");
-            input.correlation_id = Some(job_id.to_string());
-            match approvals::decide(ports.approvals, &request.id, input, now).await {
-                Ok((request, decision)) => {
-                    expired += 1;
-                    ports
-                        .notifier
-                        .publish(&Event::ApprovalDecisionMade { request, decision })
-                        .await?;
-                }
-                Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(expired),
-        }
-    }
 }

@@ -4,7 +4,9 @@
 use super::{CycleConfig, Ports, Tracker};
 use crate::analysis::{required_queries, Engine};
 use crate::collector::{dimensions_for, MetricRequest};
-use crate::domain::{MetricSeries, Recommendation, Resource, Service, StageOutcome, ThresholdSet};
+use crate::domain::{
+    MetricSeries, Recommendation, Resource, Service, Stage, StageOutcome, ThresholdSet,
+};
 use crate::Result;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use std::collections::HashMap;
@@ -149,12 +151,12 @@ pub(crate) async fn analyse_slice(
         analyse_ms += elapsed_ms(t);
         done += chunk.len() as u64;
         if let Some(t) = tracker.as_deref_mut() {
-            t.progress("analyse", done, total).await?;
+            t.progress(Stage::Analyse, done, total).await?;
         }
     }
     if let Some(t) = tracker {
         t.finish(StageOutcome {
-            stage: "collect".into(),
+            stage: Stage::Collect,
             ok: out.failed == 0,
             processed: total - out.failed,
             failed: out.failed,
@@ -163,7 +165,7 @@ pub(crate) async fn analyse_slice(
         })
         .await?;
         t.finish(StageOutcome {
-            stage: "analyse".into(),
+            stage: Stage::Analyse,
             ok: true,
             processed: out.analysed,
             failed: 0,
@@ -172,7 +174,7 @@ pub(crate) async fn analyse_slice(
         })
         .await?;
         t.finish(StageOutcome {
-            stage: "recommend".into(),
+            stage: Stage::Recommend,
             ok: true,
             processed: out.recommendations.len() as u64,
             failed: 0,

@@ -19,10 +19,62 @@ pub enum Trigger {
     Manual,
 }
 
+/// The stages of a cycle, in the order they run; progress is reported
+/// against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Discover,
+    Collect,
+    Analyse,
+    Recommend,
+    Dependencies,
+    Batch,
+    Approvals,
+    Audit,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Discover,
+        Stage::Collect,
+        Stage::Analyse,
+        Stage::Recommend,
+        Stage::Dependencies,
+        Stage::Batch,
+        Stage::Approvals,
+        Stage::Audit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Discover => "discover",
+            Stage::Collect => "collect",
+            Stage::Analyse => "analyse",
+            Stage::Recommend => "recommend",
+            Stage::Dependencies => "dependencies",
+            Stage::Batch => "batch",
+            Stage::Approvals => "approvals",
+            Stage::Audit => "audit",
+        }
+    }
+
+    /// Its position in [`Stage::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageOutcome {
-    pub stage: String,
+    pub stage: Stage,
     pub ok: bool,
     pub processed: u64,
     pub failed: u64,
@@ -70,4 +122,17 @@ pub struct Lease {
     pub owner: String,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_serialise_as_their_names_in_order() {
+        for (i, s) in Stage::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 }

@@ -1,3 +1,6 @@
+use super::cost_query::CostQuery;
+use super::cycle::{Stage, Trigger};
+use super::service::Service;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -52,21 +55,21 @@ impl JobStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    pub stage: String,
+    pub stage: Stage,
     pub done: u64,
     pub total: u64,
     pub percent: f64,
 }
 
 impl Progress {
-    pub fn new(stage: impl Into<String>, done: u64, total: u64) -> Self {
+    pub fn new(stage: Stage, done: u64, total: u64) -> Self {
         let percent = if total == 0 {
             100.0
         } else {
             (done.min(total) as f64 * 100.0 / total as f64 * 10.0).round() / 10.0
         };
         Progress {
-            stage: stage.into(),
+            stage,
             done,
             total,
             percent,
@@ -103,6 +106,27 @@ pub struct Job {
 }
 
 impl Job {
+    /// An optimisation-cycle job.
+    pub fn cycle(
+        id: impl Into<String>,
+        requester: impl Into<String>,
+        params: &CycleParams,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let params = serde_json::to_value(params).unwrap_or_default();
+        Job::new(id, JobKind::OptimizationCycle, requester, params, now)
+    }
+
+    /// A cost-analysis job: its params are the validated question.
+    pub fn cost_analysis(
+        id: impl Into<String>,
+        requester: impl Into<String>,
+        query: &CostQuery,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Job::new(id, JobKind::CostAnalysis, requester, query.to_params(), now)
+    }
+
     pub fn new(
         id: impl Into<String>,
         kind: JobKind,
@@ -125,6 +149,79 @@ impl Job {
             started_at: None,
             finished_at: None,
         }
+    }
+}
+
+/// Where a job was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobSource {
+    Schedule,
+    Rest,
+    Websocket,
+}
+
+/// What an optimisation cycle was asked to do: the params every edge that
+/// creates a cycle job writes (scheduler, REST trigger, WebSocket
+/// `runCycle`) and the cycle reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleParams {
+    pub trigger: Trigger,
+    /// Never empty: an edge refuses an empty list, and absent means all.
+    #[serde(default = "all_services")]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<JobSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// The EventBridge rule and fire time of a scheduled cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+fn all_services() -> Vec<Service> {
+    Service::ALL.to_vec()
+}
+
+impl CycleParams {
+    /// A cycle over `services` (sorted, without repeats; all when `None`
+    /// or empty).
+    pub fn new(trigger: Trigger, source: JobSource, services: Option<Vec<Service>>) -> Self {
+        let mut services = services
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(all_services);
+        services.sort();
+        services.dedup();
+        CycleParams {
+            trigger,
+            services,
+            dry_run: false,
+            source: Some(source),
+            requested_by: None,
+            rule: None,
+            scheduled_for: None,
+            event_id: None,
+        }
+    }
+
+    /// The params of a job, read the way every edge wrote them. A job
+    /// written before params were typed, or by hand, falls back field by
+    /// field to the defaults of a manual cycle over every service.
+    pub fn of(job: &Job) -> CycleParams {
+        serde_json::from_value(job.params.clone()).unwrap_or_else(|_| CycleParams {
+            trigger: match job.params.get("trigger").and_then(|t| t.as_str()) {
+                Some("scheduled") => Trigger::Scheduled,
+                _ => Trigger::Manual,
+            },
+            ..CycleParams::new(Trigger::Manual, JobSource::Rest, None)
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod audit;
 pub mod connection;
+pub mod cost_query;
 pub mod cycle;
 pub mod job;
 pub mod metric;
@@ -16,8 +17,9 @@ pub use approval::{
 };
 pub use audit::AuditEntry;
 pub use connection::{has_role, Connection, Role, Subscription, Topic};
-pub use cycle::{CycleRun, Lease, RunStatus, StageOutcome, Trigger};
-pub use job::{Job, JobKind, JobMessage, JobStatus, Progress, ShardRef};
+pub use cost_query::{CostQuery, Dimension, Granularity, GroupBy};
+pub use cycle::{CycleRun, Lease, RunStatus, Stage, StageOutcome, Trigger};
+pub use job::{CycleParams, Job, JobKind, JobMessage, JobSource, JobStatus, Progress, ShardRef};
 pub use metric::{MetricPoint, MetricSample, MetricSeries};
 pub use recommendation::{Action, Alternative, FindingKind, Recommendation};
 pub use resource::{Relation, Resource};

@@ -198,7 +198,7 @@ impl CycleRunStore for DynamoCycles {
 /// an atomic ADD on failure, a SET to 0 on success.
 #[async_trait]
 impl crate::store::StageHealth for DynamoCycles {
-    async fn record_stage(&self, stage: &str, ok: bool) -> Result<u64> {
+    async fn record_stage(&self, stage: crate::domain::Stage, ok: bool) -> Result<u64> {
         let req = self
             .client
             .update_item()

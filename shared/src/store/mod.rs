@@ -94,7 +94,7 @@ pub trait RecommendationStore: Send + Sync {
 #[async_trait]
 pub trait StageHealth: Send + Sync {
     /// Records a stage's outcome; returns its consecutive failures after it (0 on success).
-    async fn record_stage(&self, stage: &str, ok: bool) -> Result<u64>;
+    async fn record_stage(&self, stage: crate::domain::Stage, ok: bool) -> Result<u64>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,0 +1,53 @@
+//! The one mapping of failures to `error` frames.
+
+/// An `error` frame's code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FrameError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        FrameError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new("bad_request", message)
+    }
+
+    pub fn unregistered() -> FrameError {
+        FrameError::new(
+            "unauthorized",
+            "this connection is not registered or has expired; reconnect",
+        )
+    }
+}
+
+/// Core errors as frames. Internals never reach the client: they are
+/// logged, and the frame names the API Gateway request id.
+pub fn from_core(e: shared::Error, reference: &str) -> FrameError {
+    use shared::Error as E;
+    match e {
+        E::Validation(m) => FrameError::bad(m),
+        e @ E::NotFound { .. } => FrameError::new("not_found", e.to_string()),
+        E::Conflict(m) => FrameError::new("conflict", m),
+        E::Unavailable(m) => {
+            tracing::warn!(error = %m, "dependency unavailable");
+            FrameError::new(
+                "unavailable",
+                "a backing service is unavailable; try again shortly",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, reference, "internal error");
+            FrameError::new(
+                "internal",
+                format!("internal error (reference {reference})"),
+            )
+        }
+    }
+}

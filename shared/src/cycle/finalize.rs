@@ -1,0 +1,195 @@
+//! The once-only final stage of a cycle: dependencies, batching, approval
+//! requests, expiry of stale requests, the audit entry and completion.
+
+use super::*;
+
+/// The final stage, run once per cycle: dependencies, batching, approval
+/// requests, expiry of stale requests, the audit entry, completion.
+pub(super) async fn finalize(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    mut tracker: Tracker<'_, '_>,
+    recs: Vec<Recommendation>,
+    now: DateTime<Utc>,
+) -> Result<CycleRun> {
+    let job_id = tracker.run.job_id.clone();
+
+    let t = std::time::Instant::now();
+    tracker
+        .progress(Stage::Dependencies, 0, recs.len() as u64)
+        .await?;
+    let inventory = ports.inventory.all().await?;
+    let index = crate::analysis::DependencyIndex::new(&inventory);
+    let mut recs = recs;
+    index.link(&mut recs);
+    tracker
+        .finish(StageOutcome {
+            stage: Stage::Dependencies,
+            ok: true,
+            processed: recs.len() as u64,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    let batches = crate::analysis::order_actions(recs, &index);
+    tracker
+        .finish(StageOutcome {
+            stage: Stage::Batch,
+            ok: true,
+            processed: batches.len() as u64,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    let total: usize = batches.iter().map(Vec::len).sum();
+    tracker.progress(Stage::Approvals, 0, total as u64).await?;
+    let (mut created, mut failed, mut last_error) = (0u64, 0u64, None);
+    let mut savings = 0.0;
+    let mut count = 0u64;
+    let dry_run = tracker.run.dry_run;
+    for rec in batches.into_iter().flatten() {
+        count += 1;
+        savings += rec.monthly_savings_usd.unwrap_or(0.0);
+        if dry_run {
+            continue;
+        }
+        match approvals::open(
+            ports.approvals,
+            rec,
+            "cycle",
+            Some(job_id.clone()),
+            cfg.approval_ttl,
+            now,
+        )
+        .await
+        {
+            Ok((request, CreateOutcome::Created)) => {
+                created += 1;
+                ports
+                    .notifier
+                    .publish(&Event::ApprovalRequestCreated { request })
+                    .await?;
+            }
+            Ok((_, CreateOutcome::AlreadyOpen { .. })) => {}
+            Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
+            Err(e) => {
+                failed += 1;
+                last_error = Some(e.to_string());
+            }
+        }
+    }
+    let expired = if dry_run {
+        0
+    } else {
+        expire_stale(ports, &job_id, now).await?
+    };
+    tracker
+        .finish(StageOutcome {
+            stage: Stage::Approvals,
+            ok: failed == 0,
+            processed: created + expired,
+            failed,
+            duration_ms: elapsed_ms(t),
+            error: last_error,
+        })
+        .await?;
+
+    let t = std::time::Instant::now();
+    tracker.run.recommendations = count;
+    tracker.run.monthly_savings_usd = (savings * 100.0).round() / 100.0;
+    let summary = json!({
+        "resourcesAnalysed": tracker.run.resources_analysed,
+        "findings": tracker.run.findings,
+        "recommendations": count,
+        "approvalRequestsCreated": created,
+        "approvalRequestsExpired": expired,
+        "monthlySavingsUsd": tracker.run.monthly_savings_usd,
+        "thresholdVersion": tracker.run.threshold_version,
+        "dryRun": dry_run,
+    });
+    append_once(
+        ports.audit,
+        &AuditEntry {
+            id: stable_id(&format!("{job_id}|completed")),
+            entity_type: "cycle".into(),
+            entity_id: job_id.clone(),
+            action: "cycle.completed".into(),
+            actor: "system".into(),
+            at: tracker.run.started_at,
+            outcome: Some("succeeded".into()),
+            reason: None,
+            pre_state: None,
+            post_state: Some(summary.clone()),
+            correlation_id: Some(job_id.clone()),
+        },
+    )
+    .await?;
+    tracker
+        .finish(StageOutcome {
+            stage: Stage::Audit,
+            ok: true,
+            processed: 1,
+            failed: 0,
+            duration_ms: elapsed_ms(t),
+            error: None,
+        })
+        .await?;
+
+    let partial = tracker.run.stages.iter().any(|s| !s.ok);
+    tracker.run.status = if partial {
+        RunStatus::Partial
+    } else {
+        RunStatus::Succeeded
+    };
+    tracker.run.finished_at = Some(Utc::now().max(now));
+    ports.runs.put_run(&tracker.run).await?;
+    settle_job(ports, &job_id, JobStatus::Succeeded, summary.clone(), now).await?;
+    crate::observe::cycle_completed(&tracker.run);
+    ports
+        .notifier
+        .publish(&Event::JobCompleted { job_id, summary })
+        .await?;
+    Ok(tracker.run)
+}
+
+/// Moves pending requests past their deadline to `expired`.
+async fn expire_stale(ports: &Ports<'_>, job_id: &str, now: DateTime<Utc>) -> Result<u64> {
+    let filter = ApprovalFilter {
+        status: Some(ApprovalStatus::Pending),
+        ..Default::default()
+    };
+    let mut expired = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = ports
+            .approvals
+            .list(&filter, Some(100), token.as_deref())
+            .await?;
+        for request in page.items.into_iter().filter(|r| r.expires_at <= now) {
+            let mut input = DecisionInput::new(ApprovalEvent::Expire, "system")
+                .reason("approval deadline passed");
+            input.correlation_id = Some(job_id.to_string());
+            match approvals::decide(ports.approvals, &request.id, input, now).await {
+                Ok((request, decision)) => {
+                    expired += 1;
+                    ports
+                        .notifier
+                        .publish(&Event::ApprovalDecisionMade { request, decision })
+                        .await?;
+                }
+                Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(expired),
+        }
+    }
+}

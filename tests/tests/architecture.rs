@@ -1,0 +1,254 @@
+//! ARCHITECTURE.md's invariants, checked against the source tree: each rule
+//! reads the production sources (test modules and test files excluded) and
+//! fails with every offending file and line, so a change that breaks one is
+//! caught here rather than in review.
+
+use std::path::{Path, PathBuf};
+
+/// The longest a production source file may grow (tests excluded).
+const MAX_LINES: usize = 800;
+/// The longest a function's `main.rs` may be: read config, build, run.
+const MAX_MAIN_LINES: usize = 40;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "tests" | "target" | "benches" | ".venv") {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") && name != "tests.rs" {
+            out.push(path);
+        }
+    }
+}
+
+/// A production source file: its path from the root and its lines up to
+/// its test module.
+struct Source {
+    path: String,
+    lines: Vec<String>,
+}
+
+impl Source {
+    fn under(&self, prefix: &str) -> bool {
+        self.path.starts_with(prefix)
+    }
+
+    /// (line number, line) of lines containing `needle`, comments excluded.
+    fn find(&self, needle: &str) -> Vec<(usize, &str)> {
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                let code = l.split("//").next().unwrap_or("");
+                code.contains(needle)
+            })
+            .map(|(i, l)| (i + 1, l.as_str()))
+            .collect()
+    }
+}
+
+fn production_sources() -> Vec<Source> {
+    let root = root();
+    let mut files = Vec::new();
+    rust_files(&root.join("shared/src"), &mut files);
+    for parent in ["functions", "infra"] {
+        for entry in std::fs::read_dir(root.join(parent)).unwrap().flatten() {
+            rust_files(&entry.path().join("src"), &mut files);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Test modules sit at the end of a file, after `#[cfg(test)]`.
+            let lines = text
+                .lines()
+                .take_while(|l| *l != "#[cfg(test)]")
+                .map(str::to_string)
+                .collect();
+            Source {
+                path: f
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                lines,
+            }
+        })
+        .collect()
+}
+
+/// Fails with every violation of `rule`, one per line.
+fn check(rule: &str, violations: Vec<String>) {
+    assert!(
+        violations.is_empty(),
+        "architecture rule broken: {rule}\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+fn offenders<'a>(sources: impl Iterator<Item = &'a Source>, needles: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in sources {
+        for needle in needles {
+            for (n, line) in s.find(needle) {
+                out.push(format!("{}:{n}: {}", s.path, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_core_knows_no_lambda_crate() {
+    let manifest = std::fs::read_to_string(root().join("shared/Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dev-dependencies]")
+        .next()
+        .unwrap_or_default();
+    let lambda = ["lambda_runtime", "lambda_http", "aws_lambda_events"];
+    let mut violations: Vec<String> = lambda
+        .iter()
+        .filter(|c| deps.lines().any(|l| l.trim_start().starts_with(*c)))
+        .map(|c| format!("shared/Cargo.toml depends on {c}"))
+        .collect();
+    let sources = production_sources();
+    violations.extend(offenders(
+        sources.iter().filter(|s| s.under("shared/")),
+        &lambda,
+    ));
+    check(
+        "`shared` never depends on a Lambda runtime or event crate",
+        violations,
+    );
+}
+
+#[test]
+fn only_the_config_module_reads_the_environment() {
+    let sources = production_sources();
+    check(
+        "the process environment is read only in shared/src/config.rs",
+        offenders(
+            sources.iter().filter(|s| s.path != "shared/src/config.rs"),
+            &["env::var(", "env::var_os(", "env::vars("],
+        ),
+    );
+}
+
+/// Where an AWS SDK type may appear: the core's adapters, each function's
+/// wiring (the one constructor that builds its clients), and the local stack,
+/// which plays AWS.
+const SDK_ALLOWED: [&str; 12] = [
+    "shared/src/dynamo/",
+    "shared/src/queue/sqs.rs",
+    "shared/src/collector/cloudwatch.rs",
+    "shared/src/costs/explorer.rs",
+    "shared/src/channels/websocket.rs",
+    // The classification of SDK errors into retryable and not.
+    "shared/src/error.rs",
+    // The call-counting interceptor benchmarks attach.
+    "shared/src/calls.rs",
+    "functions/api/src/app.rs",
+    "functions/processor/src/lib.rs",
+    "functions/scheduler/src/lib.rs",
+    "functions/ws-",
+    "infra/",
+];
+
+#[test]
+fn aws_sdk_types_stay_in_adapters_and_wiring() {
+    let sources = production_sources();
+    check(
+        "aws_sdk_* is used only in adapter modules and each function's wiring",
+        offenders(
+            sources
+                .iter()
+                .filter(|s| !SDK_ALLOWED.iter().any(|a| s.under(a))),
+            &["aws_sdk_", "aws_smithy_"],
+        ),
+    );
+}
+
+#[test]
+fn the_pure_core_reads_no_clock() {
+    let sources = production_sources();
+    check(
+        "shared::domain and shared::analysis take time as a parameter",
+        offenders(
+            sources
+                .iter()
+                .filter(|s| s.under("shared/src/domain/") || s.under("shared/src/analysis/")),
+            &["Utc::now", "Local::now", "SystemTime::now", "Instant::now"],
+        ),
+    );
+}
+
+#[test]
+fn mains_are_thin() {
+    let mut violations = Vec::new();
+    for entry in std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .flatten()
+    {
+        let main = entry.path().join("src/main.rs");
+        let Ok(text) = std::fs::read_to_string(&main) else {
+            continue;
+        };
+        let n = text.lines().count();
+        if n > MAX_MAIN_LINES {
+            violations.push(format!(
+                "functions/{}/src/main.rs: {n} lines",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    check(
+        "a function's main.rs is at most 40 lines: read config, build, run",
+        violations,
+    );
+}
+
+#[test]
+fn production_files_fit_in_a_head() {
+    let violations = production_sources()
+        .iter()
+        .filter(|s| s.lines.len() > MAX_LINES)
+        .map(|s| format!("{}: {} lines", s.path, s.lines.len()))
+        .collect();
+    check(
+        "no production source file passes 800 lines (tests excluded)",
+        violations,
+    );
+}
+
+#[test]
+fn no_build_output_is_tracked() {
+    let Ok(out) = std::process::Command::new("git")
+        .args(["ls-files"])
+        .current_dir(root())
+        .output()
+    else {
+        return; // not a git checkout (an unpacked source archive)
+    };
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let violations = listing
+        .lines()
+        .filter(|p| p.starts_with("target/") || p.contains("/target/"))
+        .map(str::to_string)
+        .collect();
+    check("no file under any target/ is tracked", violations);
+}
