@@ -2,19 +2,17 @@
 //! (REST, proxy integration). [`handle`] is infallible: every failure is
 //! already mapped to the SPEC error body `{"error":{"code","message","details"}}`.
 
+mod app;
+mod config;
 mod handlers;
 pub mod routes;
 
-use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
-use shared::auth::{AuthConfig, AuthError, Identity, Verifier};
-use shared::costs::{CostExplorerSource, ForecastSource};
-use shared::dynamo::*;
-use shared::notify::Notifier;
-use shared::queue::SqsJobQueue;
-use shared::store::PageTokenCodec;
+use shared::auth::{AuthError, Identity};
 
+pub use app::App;
+pub use config::{Config, ConfigError};
 pub use routes::{match_route, Matched, Op, Route, ROUTES};
 
 /// Largest request body accepted, in bytes (API Gateway's own limit is 10 MB).
@@ -23,174 +21,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_METRIC_BATCH: usize = 1000;
 /// Most resources in one `POST /resources`.
 pub const MAX_RESOURCE_BATCH: usize = 100;
-
-/// What the function reads from its environment, once, at start-up.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub jobs_table: String,
-    pub cycles_table: String,
-    pub approvals_table: String,
-    pub audit_table: String,
-    pub metrics_table: String,
-    pub thresholds_table: String,
-    pub inventory_table: String,
-    pub recommendations_table: String,
-    pub connections_table: String,
-    pub cost_cache_table: String,
-    pub jobs_queue_url: String,
-    /// HMAC key of listing tokens; the same on every instance.
-    pub page_token_secret: String,
-    pub auth: AuthConfig,
-    /// The schedule the cycle runs on, as EventBridge states it.
-    pub schedule_expression: Option<String>,
-    pub cost_cache_ttl: chrono::Duration,
-    pub forecast_source: ForecastSource,
-    pub metric_retention: chrono::Duration,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
-
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let need = |k: &str| get(k).ok_or_else(|| ConfigError(format!("{k} is not set")));
-        let seconds = |k: &str, default: i64| -> Result<i64, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ConfigError(format!("{k} must be a positive integer, got '{v}'"))
-                }),
-            }
-        };
-        let page_token_secret = need("PAGE_TOKEN_SECRET")?;
-        if page_token_secret.len() < 16 {
-            return Err(ConfigError(
-                "PAGE_TOKEN_SECRET must be at least 16 bytes".into(),
-            ));
-        }
-        Ok(Config {
-            jobs_table: need("JOBS_TABLE")?,
-            cycles_table: need("CYCLES_TABLE")?,
-            approvals_table: need("APPROVALS_TABLE")?,
-            audit_table: need("AUDIT_TABLE")?,
-            metrics_table: need("METRICS_TABLE")?,
-            thresholds_table: need("THRESHOLDS_TABLE")?,
-            inventory_table: need("INVENTORY_TABLE")?,
-            recommendations_table: need("RECOMMENDATIONS_TABLE")?,
-            connections_table: need("CONNECTIONS_TABLE")?,
-            cost_cache_table: need("COST_CACHE_TABLE")?,
-            jobs_queue_url: need("JOBS_QUEUE_URL")?,
-            page_token_secret,
-            auth: AuthConfig::from_lookup(|k| get(k)).map_err(|e| ConfigError(e.to_string()))?,
-            schedule_expression: get("SCHEDULE_EXPRESSION"),
-            cost_cache_ttl: chrono::Duration::seconds(seconds("COST_CACHE_TTL_SECONDS", 3600)?),
-            forecast_source: ForecastSource::parse(get("COST_FORECAST_SOURCE").as_deref())
-                .map_err(|e| ConfigError(e.to_string()))?,
-            metric_retention: chrono::Duration::days(seconds("METRIC_RETENTION_DAYS", 30)?),
-        })
-    }
-}
-
-type Clock = Box<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// The adapters, built once per process from one SDK configuration.
-pub struct App {
-    pub config: Config,
-    pub verifier: Verifier,
-    pub jobs: DynamoJobs,
-    pub cycles: DynamoCycles,
-    pub approvals: DynamoApprovals,
-    pub audit: DynamoAudit,
-    pub metrics: DynamoMetrics,
-    pub thresholds: DynamoThresholds,
-    pub inventory: DynamoInventory,
-    pub recommendations: DynamoRecommendations,
-    pub connection_stats: DynamoConnectionStats,
-    pub cost_cache: DynamoCostCache,
-    pub cost_explorer: CostExplorerSource,
-    pub queue: SqsJobQueue,
-    pub notifier: Box<dyn Notifier>,
-    clock: Clock,
-}
-
-impl App {
-    pub fn new(config: Config, aws: &aws_config::SdkConfig, notifier: Box<dyn Notifier>) -> App {
-        App::with_dynamodb(config, aws, aws_sdk_dynamodb::Client::new(aws), notifier)
-    }
-
-    /// As [`App::new`], on a DynamoDB client the caller shares with others
-    /// (the notifier's connection store): one client, one connection pool.
-    pub fn with_dynamodb(
-        config: Config,
-        aws: &aws_config::SdkConfig,
-        ddb: aws_sdk_dynamodb::Client,
-        notifier: Box<dyn Notifier>,
-    ) -> App {
-        let tokens = PageTokenCodec::new(config.page_token_secret.as_bytes());
-        App {
-            verifier: Verifier::new(config.auth.clone()),
-            jobs: DynamoJobs::new(ddb.clone(), &config.jobs_table),
-            cycles: DynamoCycles::new(ddb.clone(), &config.cycles_table),
-            approvals: DynamoApprovals::new(
-                ddb.clone(),
-                &config.approvals_table,
-                &config.audit_table,
-                tokens.clone(),
-            ),
-            audit: DynamoAudit::new(ddb.clone(), &config.audit_table, tokens.clone()),
-            metrics: DynamoMetrics::new(ddb.clone(), &config.metrics_table, tokens.clone())
-                .with_retention(config.metric_retention),
-            thresholds: DynamoThresholds::new(
-                ddb.clone(),
-                &config.thresholds_table,
-                tokens.clone(),
-            ),
-            inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
-            recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
-            connection_stats: DynamoConnectionStats::new(ddb.clone(), &config.connections_table),
-            cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
-            cost_explorer: CostExplorerSource::new(aws_sdk_costexplorer::Client::new(aws)),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
-            notifier,
-            config,
-            clock: Box::new(Utc::now),
-        }
-    }
-
-    /// Reads the configuration from the environment and builds the app.
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
-        let config = Config::from_env()?;
-        // Decisions go out on the channels the environment configures
-        // (WebSocket, Slack, webhook); to the log when none is.
-        let ddb = aws_sdk_dynamodb::Client::new(aws);
-        let connections = std::sync::Arc::new(shared::dynamo::DynamoConnections::new(
-            ddb.clone(),
-            &config.connections_table,
-            // The notifier lists subscribers for itself, never for a client.
-            shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
-        ));
-        let notifier: Box<dyn Notifier> =
-            shared::channels::from_env(|k| std::env::var(k).ok(), aws, connections)
-                .map_err(|e| ConfigError(e.to_string()))?;
-        Ok(App::with_dynamodb(config, aws, ddb, notifier))
-    }
-
-    /// Replaces the clock (tests pin time).
-    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
-        self.clock = Box::new(clock);
-        self
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
 
 /// An error at the HTTP edge, in the SPEC error shape.
 #[derive(Debug, Clone, PartialEq)]
