@@ -4,15 +4,18 @@
 
 mod app;
 mod config;
+mod error;
 mod handlers;
 pub mod routes;
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{json, Value};
-use shared::auth::{AuthError, Identity};
+use serde_json::json;
+use shared::auth::Identity;
 
 pub use app::App;
 pub use config::{Config, ConfigError};
+pub(crate) use error::json_response;
+pub use error::ApiError;
 pub use routes::{match_route, Matched, Op, Route, ROUTES};
 
 /// Largest request body accepted, in bytes (API Gateway's own limit is 10 MB).
@@ -21,127 +24,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_METRIC_BATCH: usize = 1000;
 /// Most resources in one `POST /resources`.
 pub const MAX_RESOURCE_BATCH: usize = 100;
-
-/// An error at the HTTP edge, in the SPEC error shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub details: Option<Value>,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(400, "bad_request", message)
-    }
-
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-}
-
-impl From<shared::Error> for ApiError {
-    /// The one mapping of core errors to HTTP. 5xx bodies say nothing of
-    /// internals; the cause goes to the log only.
-    fn from(e: shared::Error) -> Self {
-        use shared::Error as E;
-        match e {
-            E::NotFound { entity, id } => {
-                ApiError::new(404, "not_found", format!("{entity} '{id}' not found"))
-            }
-            E::AlreadyExists { entity, id } => {
-                ApiError::new(409, "conflict", format!("{entity} '{id}' already exists"))
-            }
-            E::Conflict(m) => ApiError::new(
-                409,
-                "conflict",
-                "the resource changed concurrently; read it again and retry",
-            )
-            .with_details(json!({ "reason": m })),
-            E::IllegalTransition(t) => ApiError::new(409, "illegal_transition", t.to_string())
-                .with_details(json!({ "from": t.from, "event": t.event })),
-            E::Validation(m) => ApiError::new(400, "bad_request", m),
-            E::Unavailable(m) => {
-                tracing::warn!(error = %m, "dependency unavailable");
-                let mut e = ApiError::new(
-                    503,
-                    "unavailable",
-                    "a service this API depends on is unavailable; retry later",
-                );
-                e.headers.push(("retry-after", "5".into()));
-                e
-            }
-            E::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                ApiError::new(500, "internal", "internal error")
-            }
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::KeysUnavailable(m) => {
-                tracing::warn!(error = %m, "JWKS unavailable");
-                ApiError::new(
-                    503,
-                    "unavailable",
-                    "token keys are unavailable; retry later",
-                )
-            }
-            other => {
-                let mut e = ApiError::new(401, "unauthorized", other.to_string());
-                e.headers.push(("www-authenticate", "Bearer".into()));
-                e
-            }
-        }
-    }
-}
-
-pub(crate) fn json_response(status: u16, body: &Value) -> Response<Body> {
-    respond(status, body.to_string(), &[])
-}
-
-fn respond(status: u16, body: String, headers: &[(&'static str, String)]) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        builder = builder.header(*k, v.as_str());
-    }
-    builder.body(Body::from(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Body::from(
-            r#"{"error":{"code":"internal","message":"internal error","details":{}}}"#,
-        ));
-        *r.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
-}
-
-pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
-    let body = json!({
-        "error": {
-            "code": e.code,
-            "message": e.message,
-            "details": e.details.clone().unwrap_or_else(|| json!({})),
-        }
-    });
-    respond(e.status, body.to_string(), &e.headers)
-}
 
 /// Who is calling: the authorizer's claims when API Gateway ran one,
 /// otherwise the Bearer token, checked here.
@@ -181,26 +63,59 @@ async fn identify(app: &App, req: &Request) -> Result<Identity, ApiError> {
     Ok(app.verifier.verify(token, app.now()).await?)
 }
 
-/// Handles one request; never fails (errors are responses).
+/// Handles one request; never fails (errors are responses). The one place a
+/// request is logged: errors travel here as values, with the cause of a 5xx
+/// kept out of the body and put in the log.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.raw_http_path().to_string();
     let started = std::time::Instant::now();
-    let response = match dispatch(app, &method, &path, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let matched = match_route(&method, &path);
+    let route = match &matched {
+        Matched::Route(r, _) => r.path,
+        _ => "-",
     };
-    tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    response
+    let result = dispatch(app, &method, &path, matched, req).await;
+    log_request(&method, route, &path, &result, started.elapsed());
+    result.unwrap_or_else(|e| e.to_response())
+}
+
+/// One event per request. An error's code is always there; its internal
+/// cause only for a 5xx, which is the one kind the client is told nothing of.
+fn log_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    result: &Result<Response<Body>, ApiError>,
+    elapsed: std::time::Duration,
+) {
+    let ms = elapsed.as_millis() as u64;
+    let e = match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            tracing::info!(method, route, path, status, ms, "request");
+            return;
+        }
+        Err(e) => e,
+    };
+    let (status, code) = (e.status, e.code);
+    let error = e.internal.as_deref().unwrap_or("");
+    match status {
+        // A dependency down is expected now and then; a bug is not.
+        503 => tracing::warn!(method, route, path, status, code, error, ms, "request"),
+        500.. => tracing::error!(method, route, path, status, code, error, ms, "request"),
+        _ => tracing::info!(method, route, path, status, code, ms, "request"),
+    }
 }
 
 async fn dispatch(
     app: &App,
     method: &str,
     path: &str,
+    matched: Matched,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let (route, params) = match match_route(method, path) {
+    let (route, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::MethodNotAllowed(allowed) => {
             let mut e = ApiError::new(
@@ -301,4 +216,101 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+
+    /// Records each event's level and fields as text.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={:?} ", field.name(), value));
+        }
+    }
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut f = Fields(String::new());
+            event.record(&mut f);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), f.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn logged(result: &Result<Response<Body>, ApiError>) -> Vec<(tracing::Level, String)> {
+        let events = Events::default();
+        tracing::subscriber::with_default(events.clone(), || {
+            log_request(
+                "GET",
+                "/jobs/{id}",
+                "/api/jobs/j-1",
+                result,
+                std::time::Duration::from_millis(3),
+            )
+        });
+        let out = events.0.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn a_server_error_is_logged_once_with_its_cause() {
+        let e: ApiError =
+            shared::Error::Internal("decode job j-1: missing field kind".into()).into();
+        let events = logged(&Err(e.clone()));
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::ERROR);
+        for f in [
+            "method=\"GET\"",
+            "route=\"/jobs/{id}\"",
+            "status=500",
+            "code=\"internal\"",
+            "error=\"decode job j-1: missing field kind\"",
+        ] {
+            assert!(fields.contains(f), "{f} in {fields}");
+        }
+        let body = match e.to_response().into_body() {
+            Body::Text(t) => t,
+            other => panic!("{other:?}"),
+        };
+        assert!(!body.contains("missing field"), "{body}");
+    }
+
+    #[test]
+    fn a_client_error_is_logged_with_its_code_and_no_cause() {
+        let events = logged(&Err(ApiError::bad_request("limit must be ...")));
+        assert_eq!(events.len(), 1);
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::INFO);
+        assert!(
+            fields.contains("code=\"bad_request\"") && !fields.contains("error="),
+            "{fields}"
+        );
+        let ok = logged(&Ok(error::json_response(200, &json!({}))));
+        assert_eq!(ok.len(), 1);
+        assert!(
+            ok[0].1.contains("status=200") && !ok[0].1.contains("code="),
+            "{:?}",
+            ok
+        );
+    }
 }
