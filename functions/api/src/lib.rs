@@ -1,67 +1,30 @@
 //! The `api` function: the REST API of SPEC section 5 behind API Gateway
 //! (REST, proxy integration). [`handle`] is infallible: every failure is
 //! already mapped to the SPEC error body `{"error":{"code","message","details"}}`.
+//!
+//! A request goes through one wiring, `dispatch`: match a route of
+//! [`ROUTES`], check the caller's role, extract the typed input (path
+//! parameters, query struct, JSON body), run the handler of the route's
+//! area in `handlers`. [`handle`] logs the outcome once.
 
 mod app;
 mod config;
 mod error;
+mod extract;
 mod handlers;
 pub mod routes;
 
+use extract::{body, query, PathParams};
+use handlers::{approvals::Decision, *};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
-use shared::auth::Identity;
 
 pub use app::App;
 pub use config::{Config, ConfigError};
-pub(crate) use error::json_response;
 pub use error::ApiError;
+pub use extract::MAX_BODY_BYTES;
+pub use handlers::metrics::MAX_METRIC_BATCH;
+pub use handlers::resources::MAX_RESOURCE_BATCH;
 pub use routes::{match_route, Matched, Op, Route, ROUTES};
-
-/// Largest request body accepted, in bytes (API Gateway's own limit is 10 MB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most samples in one `POST /metrics`.
-pub const MAX_METRIC_BATCH: usize = 1000;
-/// Most resources in one `POST /resources`.
-pub const MAX_RESOURCE_BATCH: usize = 100;
-
-/// Who is calling: the authorizer's claims when API Gateway ran one,
-/// otherwise the Bearer token, checked here.
-async fn identify(app: &App, req: &Request) -> Result<Identity, ApiError> {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) = req.request_context_ref()
-    {
-        if let Some(claims) = ctx.authorizer.fields.get("claims") {
-            return Identity::from_authorizer_claims(claims).ok_or_else(|| {
-                ApiError::new(401, "unauthorized", "the authorizer's claims name no user")
-            });
-        }
-    }
-    let header = req
-        .headers()
-        .get("authorization")
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                ApiError::new(401, "unauthorized", "the Authorization header is not text")
-            })
-        })
-        .transpose()?;
-    let token = match header {
-        None => None,
-        Some(h) => match h.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
-                Some(t.trim())
-            }
-            _ => {
-                return Err(ApiError::new(
-                    401,
-                    "unauthorized",
-                    "the Authorization header must be 'Bearer <token>'",
-                ))
-            }
-        },
-    };
-    Ok(app.verifier.verify(token, app.now()).await?)
-}
 
 /// Handles one request; never fails (errors are responses). The one place a
 /// request is logged: errors travel here as values, with the cause of a 5xx
@@ -108,6 +71,8 @@ fn log_request(
     }
 }
 
+/// Route, role, typed input, handler. Arguments are evaluated left to right,
+/// so a request is checked in that order: path parameters, query, body.
 async fn dispatch(
     app: &App,
     method: &str,
@@ -118,16 +83,13 @@ async fn dispatch(
     let (route, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::MethodNotAllowed(allowed) => {
-            let mut e = ApiError::new(
+            let allowed = allowed.join(", ");
+            return Err(ApiError::new(
                 405,
                 "method_not_allowed",
-                format!(
-                    "{method} is not allowed here; allowed: {}",
-                    allowed.join(", ")
-                ),
-            );
-            e.headers.push(("allow", allowed.join(", ")));
-            return Err(e);
+                format!("{method} is not allowed here; allowed: {allowed}"),
+            )
+            .with_header("allow", allowed));
         }
         Matched::NotFound => {
             return Err(ApiError::new(
@@ -137,85 +99,49 @@ async fn dispatch(
             ))
         }
     };
-    let identity = match route.role {
-        None => None,
-        Some(role) => {
-            let who = identify(app, &req).await?;
-            if !who.has(role) {
-                return Err(ApiError::new(
-                    403,
-                    "forbidden",
-                    format!("this needs the {} role", role.as_str()),
-                )
-                .with_details(json!({ "required": role.as_str(), "roles": who.roles })));
-            }
-            Some(who)
-        }
-    };
-    let mut params = params.into_iter();
-    let mut param = || -> Result<String, ApiError> {
-        let raw = params.next().unwrap_or_default();
-        let decoded = percent_decode(&raw)
-            .ok_or_else(|| ApiError::bad_request("a path parameter is not valid UTF-8"))?;
-        if decoded.is_empty() || decoded.len() > 512 {
-            return Err(ApiError::bad_request(
-                "a path parameter must be 1 to 512 characters",
-            ));
-        }
-        Ok(decoded)
-    };
-    let ctx = handlers::Ctx {
+    let identity = extract::authorize(app, &req, route.role).await?;
+    let mut p = PathParams::new(params);
+    let ctx = Ctx {
         app,
-        req: &req,
-        actor: identity
-            .as_ref()
-            .map_or("anonymous".into(), |i| i.user_id.clone()),
+        actor: identity.map_or("anonymous".into(), |i| i.user_id),
         now: app.now(),
+        correlation_id: req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty()),
     };
+    let r = &req;
     use Op::*;
     match route.op {
-        Health => handlers::health(&ctx).await,
-        ListApprovals => handlers::list_approvals(&ctx).await,
-        GetApproval => handlers::get_approval(&ctx, &param()?).await,
-        Approve => handlers::decide(&ctx, &param()?, handlers::Decision::Approve).await,
-        Reject => handlers::decide(&ctx, &param()?, handlers::Decision::Reject).await,
-        Execute => handlers::decide(&ctx, &param()?, handlers::Decision::Execute).await,
-        Recommendations => handlers::recommendations(&ctx).await,
-        ListResources => handlers::list_resources(&ctx).await,
-        GetResource => handlers::get_resource(&ctx, &param()?).await,
-        UpsertResources => handlers::upsert_resources(&ctx).await,
-        QueryMetrics => handlers::query_metrics(&ctx).await,
-        ResourceMetrics => handlers::resource_metrics(&ctx, &param()?).await,
-        IngestMetrics => handlers::ingest_metrics(&ctx).await,
-        AuditTrail => handlers::audit_trail(&ctx).await,
-        AuditReport => handlers::audit_report(&ctx).await,
-        GetThresholds => handlers::get_thresholds(&ctx).await,
-        PutThresholds => handlers::put_thresholds(&ctx).await,
-        ThresholdHistory => handlers::threshold_history(&ctx).await,
-        SchedulerStatus => handlers::scheduler_status(&ctx).await,
-        SchedulerTrigger => handlers::scheduler_trigger(&ctx).await,
-        WebsocketStatus => handlers::websocket_status(&ctx).await,
-        Costs => handlers::costs(&ctx).await,
-        CostForecast => handlers::cost_forecast(&ctx).await,
-        GetJob => handlers::get_job(&ctx, &param()?).await,
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        Health => health::get(&ctx, query(r)?).await,
+        ListApprovals => approvals::list(&ctx, query(r)?).await,
+        GetApproval => approvals::get(&ctx, &p.next()?, query(r)?).await,
+        Approve => {
+            approvals::decide(&ctx, &p.next()?, Decision::Approve, query(r)?, body(r)?).await
         }
+        Reject => approvals::decide(&ctx, &p.next()?, Decision::Reject, query(r)?, body(r)?).await,
+        Execute => {
+            approvals::decide(&ctx, &p.next()?, Decision::Execute, query(r)?, body(r)?).await
+        }
+        Recommendations => recommendations::list(&ctx, query(r)?).await,
+        ListResources => resources::list(&ctx, query(r)?).await,
+        GetResource => resources::get(&ctx, &p.next()?, query(r)?).await,
+        UpsertResources => resources::upsert(&ctx, query(r)?, body(r)?).await,
+        QueryMetrics => metrics::summary(&ctx, query(r)?).await,
+        ResourceMetrics => metrics::series(&ctx, &p.next()?, query(r)?).await,
+        IngestMetrics => metrics::ingest(&ctx, query(r)?, body(r)?).await,
+        AuditTrail => audit::trail(&ctx, query(r)?).await,
+        AuditReport => audit::report(&ctx, query(r)?).await,
+        GetThresholds => thresholds::get(&ctx, query(r)?).await,
+        PutThresholds => thresholds::put(&ctx, query(r)?, body(r)?).await,
+        ThresholdHistory => thresholds::history(&ctx, query(r)?).await,
+        SchedulerStatus => scheduler::status(&ctx, query(r)?).await,
+        SchedulerTrigger => scheduler::trigger(&ctx, query(r)?, body(r)?).await,
+        WebsocketStatus => websocket::status(&ctx, query(r)?).await,
+        Costs => costs::report(&ctx, query(r)?).await,
+        CostForecast => costs::forecast(&ctx, query(r)?).await,
+        GetJob => jobs::get(&ctx, &p.next()?, query(r)?).await,
     }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -305,7 +231,7 @@ mod tests {
             fields.contains("code=\"bad_request\"") && !fields.contains("error="),
             "{fields}"
         );
-        let ok = logged(&Ok(error::json_response(200, &json!({}))));
+        let ok = logged(&Ok(error::json_response(200, &serde_json::json!({}))));
         assert_eq!(ok.len(), 1);
         assert!(
             ok[0].1.contains("status=200") && !ok[0].1.contains("code="),
