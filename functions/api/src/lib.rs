@@ -1,372 +1,95 @@
 //! The `api` function: the REST API of SPEC section 5 behind API Gateway
 //! (REST, proxy integration). [`handle`] is infallible: every failure is
 //! already mapped to the SPEC error body `{"error":{"code","message","details"}}`.
+//!
+//! A request goes through one wiring, `dispatch`: match a route of
+//! [`ROUTES`], check the caller's role, extract the typed input (path
+//! parameters, query struct, JSON body), run the handler of the route's
+//! area in `handlers`. [`handle`] logs the outcome once.
 
+mod app;
+mod config;
+mod error;
+mod extract;
 mod handlers;
 pub mod routes;
 
-use chrono::{DateTime, Utc};
+use extract::{body, query, PathParams};
+use handlers::{approvals::Decision, *};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{json, Value};
-use shared::auth::{AuthConfig, AuthError, Identity, Verifier};
-pub use shared::config::{ConfigError, Env, Secret};
-use shared::costs::{CostExplorerSource, ForecastSource};
-use shared::dynamo::*;
-use shared::notify::Notifier;
-use shared::queue::SqsJobQueue;
-use shared::store::PageTokenCodec;
 
+pub use app::App;
+pub use config::{Config, ConfigError, Env, Secret};
+pub use error::ApiError;
+pub use extract::MAX_BODY_BYTES;
+pub use handlers::metrics::MAX_METRIC_BATCH;
+pub use handlers::resources::MAX_RESOURCE_BATCH;
 pub use routes::{match_route, Matched, Op, Route, ROUTES};
 
-/// Largest request body accepted, in bytes (API Gateway's own limit is 10 MB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most samples in one `POST /metrics`.
-pub const MAX_METRIC_BATCH: usize = 1000;
-/// Most resources in one `POST /resources`.
-pub const MAX_RESOURCE_BATCH: usize = 100;
-
-/// What the function reads from its environment, once, at start-up.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub jobs_table: String,
-    pub cycles_table: String,
-    pub approvals_table: String,
-    pub audit_table: String,
-    pub metrics_table: String,
-    pub thresholds_table: String,
-    pub inventory_table: String,
-    pub recommendations_table: String,
-    pub connections_table: String,
-    pub cost_cache_table: String,
-    pub jobs_queue_url: String,
-    /// HMAC key of listing tokens; the same on every instance.
-    pub page_token_secret: Secret,
-    pub auth: AuthConfig,
-    /// The schedule the cycle runs on, as EventBridge states it.
-    pub schedule_expression: Option<String>,
-    pub cost_cache_ttl: chrono::Duration,
-    pub forecast_source: ForecastSource,
-    pub metric_retention: chrono::Duration,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            jobs_table: env.require("JOBS_TABLE")?,
-            cycles_table: env.require("CYCLES_TABLE")?,
-            approvals_table: env.require("APPROVALS_TABLE")?,
-            audit_table: env.require("AUDIT_TABLE")?,
-            metrics_table: env.require("METRICS_TABLE")?,
-            thresholds_table: env.require("THRESHOLDS_TABLE")?,
-            inventory_table: env.require("INVENTORY_TABLE")?,
-            recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
-            connections_table: env.require("CONNECTIONS_TABLE")?,
-            cost_cache_table: env.require("COST_CACHE_TABLE")?,
-            jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
-            page_token_secret: env.require_secret("PAGE_TOKEN_SECRET", 16)?,
-            auth: AuthConfig::from_env(env)?,
-            schedule_expression: env.get("SCHEDULE_EXPRESSION"),
-            cost_cache_ttl: chrono::Duration::seconds(env.positive(
-                "COST_CACHE_TTL_SECONDS",
-                3600,
-                30 * 86_400,
-            )?),
-            forecast_source: ForecastSource::parse(env.get("COST_FORECAST_SOURCE").as_deref())
-                .map_err(|e| ConfigError::Rule(e.to_string()))?,
-            metric_retention: chrono::Duration::days(env.positive(
-                "METRIC_RETENTION_DAYS",
-                30,
-                3650,
-            )?),
-        })
-    }
-}
-
-type Clock = Box<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// The adapters, built once per process from one SDK configuration.
-pub struct App {
-    pub config: Config,
-    pub verifier: Verifier,
-    pub jobs: DynamoJobs,
-    pub cycles: DynamoCycles,
-    pub approvals: DynamoApprovals,
-    pub audit: DynamoAudit,
-    pub metrics: DynamoMetrics,
-    pub thresholds: DynamoThresholds,
-    pub inventory: DynamoInventory,
-    pub recommendations: DynamoRecommendations,
-    pub connection_stats: DynamoConnectionStats,
-    pub cost_cache: DynamoCostCache,
-    pub cost_explorer: CostExplorerSource,
-    pub queue: SqsJobQueue,
-    pub notifier: Box<dyn Notifier>,
-    clock: Clock,
-}
-
-impl App {
-    pub fn new(config: Config, aws: &aws_config::SdkConfig, notifier: Box<dyn Notifier>) -> App {
-        App::with_dynamodb(config, aws, aws_sdk_dynamodb::Client::new(aws), notifier)
-    }
-
-    /// As [`App::new`], on a DynamoDB client the caller shares with others
-    /// (the notifier's connection store): one client, one connection pool.
-    pub fn with_dynamodb(
-        config: Config,
-        aws: &aws_config::SdkConfig,
-        ddb: aws_sdk_dynamodb::Client,
-        notifier: Box<dyn Notifier>,
-    ) -> App {
-        let tokens = PageTokenCodec::new(config.page_token_secret.expose().as_bytes());
-        App {
-            verifier: Verifier::new(config.auth.clone()),
-            jobs: DynamoJobs::new(ddb.clone(), &config.jobs_table),
-            cycles: DynamoCycles::new(ddb.clone(), &config.cycles_table),
-            approvals: DynamoApprovals::new(
-                ddb.clone(),
-                &config.approvals_table,
-                &config.audit_table,
-                tokens.clone(),
-            ),
-            audit: DynamoAudit::new(ddb.clone(), &config.audit_table, tokens.clone()),
-            metrics: DynamoMetrics::new(ddb.clone(), &config.metrics_table, tokens.clone())
-                .with_retention(config.metric_retention),
-            thresholds: DynamoThresholds::new(
-                ddb.clone(),
-                &config.thresholds_table,
-                tokens.clone(),
-            ),
-            inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
-            recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
-            connection_stats: DynamoConnectionStats::new(ddb.clone(), &config.connections_table),
-            cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
-            cost_explorer: CostExplorerSource::new(aws_sdk_costexplorer::Client::new(aws)),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
-            notifier,
-            config,
-            clock: Box::new(Utc::now),
-        }
-    }
-
-    /// Reads the configuration from the environment and builds the app.
-    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
-        let config = Config::from_env(env)?;
-        // Decisions go out on the channels the environment configures
-        // (WebSocket, Slack, webhook); to the log when none is.
-        let ddb = aws_sdk_dynamodb::Client::new(aws);
-        let connections = std::sync::Arc::new(shared::dynamo::DynamoConnections::new(
-            ddb.clone(),
-            &config.connections_table,
-            // The notifier lists subscribers for itself, never for a client.
-            shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
-        ));
-        let notifier: Box<dyn Notifier> = shared::channels::from_env(env, aws, connections)
-            .map_err(|e| ConfigError::Rule(e.to_string()))?;
-        Ok(App::with_dynamodb(config, aws, ddb, notifier))
-    }
-
-    /// Replaces the clock (tests pin time).
-    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
-        self.clock = Box::new(clock);
-        self
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
-
-/// An error at the HTTP edge, in the SPEC error shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub details: Option<Value>,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(400, "bad_request", message)
-    }
-
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-}
-
-impl From<shared::Error> for ApiError {
-    /// The one mapping of core errors to HTTP. 5xx bodies say nothing of
-    /// internals; the cause goes to the log only.
-    fn from(e: shared::Error) -> Self {
-        use shared::Error as E;
-        match e {
-            E::NotFound { entity, id } => {
-                ApiError::new(404, "not_found", format!("{entity} '{id}' not found"))
-            }
-            E::AlreadyExists { entity, id } => {
-                ApiError::new(409, "conflict", format!("{entity} '{id}' already exists"))
-            }
-            E::Conflict(m) => ApiError::new(
-                409,
-                "conflict",
-                "the resource changed concurrently; read it again and retry",
-            )
-            .with_details(json!({ "reason": m })),
-            E::IllegalTransition(t) => ApiError::new(409, "illegal_transition", t.to_string())
-                .with_details(json!({ "from": t.from, "event": t.event })),
-            E::Validation(m) => ApiError::new(400, "bad_request", m),
-            E::Unavailable(m) => {
-                tracing::warn!(error = %m, "dependency unavailable");
-                let mut e = ApiError::new(
-                    503,
-                    "unavailable",
-                    "a service this API depends on is unavailable; retry later",
-                );
-                e.headers.push(("retry-after", "5".into()));
-                e
-            }
-            E::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                ApiError::new(500, "internal", "internal error")
-            }
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::KeysUnavailable(m) => {
-                tracing::warn!(error = %m, "JWKS unavailable");
-                ApiError::new(
-                    503,
-                    "unavailable",
-                    "token keys are unavailable; retry later",
-                )
-            }
-            other => {
-                let mut e = ApiError::new(401, "unauthorized", other.to_string());
-                e.headers.push(("www-authenticate", "Bearer".into()));
-                e
-            }
-        }
-    }
-}
-
-pub(crate) fn json_response(status: u16, body: &Value) -> Response<Body> {
-    respond(status, body.to_string(), &[])
-}
-
-fn respond(status: u16, body: String, headers: &[(&'static str, String)]) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        builder = builder.header(*k, v.as_str());
-    }
-    builder.body(Body::from(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Body::from(
-            r#"{"error":{"code":"internal","message":"internal error","details":{}}}"#,
-        ));
-        *r.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
-}
-
-pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
-    let body = json!({
-        "error": {
-            "code": e.code,
-            "message": e.message,
-            "details": e.details.clone().unwrap_or_else(|| json!({})),
-        }
-    });
-    respond(e.status, body.to_string(), &e.headers)
-}
-
-/// Who is calling: the authorizer's claims when API Gateway ran one,
-/// otherwise the Bearer token, checked here.
-async fn identify(app: &App, req: &Request) -> Result<Identity, ApiError> {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) = req.request_context_ref()
-    {
-        if let Some(claims) = ctx.authorizer.fields.get("claims") {
-            return Identity::from_authorizer_claims(claims).ok_or_else(|| {
-                ApiError::new(401, "unauthorized", "the authorizer's claims name no user")
-            });
-        }
-    }
-    let header = req
-        .headers()
-        .get("authorization")
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                ApiError::new(401, "unauthorized", "the Authorization header is not text")
-            })
-        })
-        .transpose()?;
-    let token = match header {
-        None => None,
-        Some(h) => match h.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
-                Some(t.trim())
-            }
-            _ => {
-                return Err(ApiError::new(
-                    401,
-                    "unauthorized",
-                    "the Authorization header must be 'Bearer <token>'",
-                ))
-            }
-        },
-    };
-    Ok(app.verifier.verify(token, app.now()).await?)
-}
-
-/// Handles one request; never fails (errors are responses).
+/// Handles one request; never fails (errors are responses). The one place a
+/// request is logged: errors travel here as values, with the cause of a 5xx
+/// kept out of the body and put in the log.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.raw_http_path().to_string();
     let started = std::time::Instant::now();
-    let response = match dispatch(app, &method, &path, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let matched = match_route(&method, &path);
+    let route = match &matched {
+        Matched::Route(r, _) => r.path,
+        _ => "-",
     };
-    tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    response
+    let result = dispatch(app, &method, &path, matched, req).await;
+    log_request(&method, route, &path, &result, started.elapsed());
+    result.unwrap_or_else(|e| e.to_response())
 }
 
+/// One event per request. An error's code is always there; its internal
+/// cause only for a 5xx, which is the one kind the client is told nothing of.
+fn log_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    result: &Result<Response<Body>, ApiError>,
+    elapsed: std::time::Duration,
+) {
+    let ms = elapsed.as_millis() as u64;
+    let e = match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            tracing::info!(method, route, path, status, ms, "request");
+            return;
+        }
+        Err(e) => e,
+    };
+    let (status, code) = (e.status, e.code);
+    let error = e.internal.as_deref().unwrap_or("");
+    match status {
+        // A dependency down is expected now and then; a bug is not.
+        503 => tracing::warn!(method, route, path, status, code, error, ms, "request"),
+        500.. => tracing::error!(method, route, path, status, code, error, ms, "request"),
+        _ => tracing::info!(method, route, path, status, code, ms, "request"),
+    }
+}
+
+/// Route, role, typed input, handler. Arguments are evaluated left to right,
+/// so a request is checked in that order: path parameters, query, body.
 async fn dispatch(
     app: &App,
     method: &str,
     path: &str,
+    matched: Matched,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let (route, params) = match match_route(method, path) {
+    let (route, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::MethodNotAllowed(allowed) => {
-            let mut e = ApiError::new(
+            let allowed = allowed.join(", ");
+            return Err(ApiError::new(
                 405,
                 "method_not_allowed",
-                format!(
-                    "{method} is not allowed here; allowed: {}",
-                    allowed.join(", ")
-                ),
-            );
-            e.headers.push(("allow", allowed.join(", ")));
-            return Err(e);
+                format!("{method} is not allowed here; allowed: {allowed}"),
+            )
+            .with_header("allow", allowed));
         }
         Matched::NotFound => {
             return Err(ApiError::new(
@@ -376,83 +99,144 @@ async fn dispatch(
             ))
         }
     };
-    let identity = match route.role {
-        None => None,
-        Some(role) => {
-            let who = identify(app, &req).await?;
-            if !who.has(role) {
-                return Err(ApiError::new(
-                    403,
-                    "forbidden",
-                    format!("this needs the {} role", role.as_str()),
-                )
-                .with_details(json!({ "required": role.as_str(), "roles": who.roles })));
-            }
-            Some(who)
-        }
-    };
-    let mut params = params.into_iter();
-    let mut param = || -> Result<String, ApiError> {
-        let raw = params.next().unwrap_or_default();
-        let decoded = percent_decode(&raw)
-            .ok_or_else(|| ApiError::bad_request("a path parameter is not valid UTF-8"))?;
-        if decoded.is_empty() || decoded.len() > 512 {
-            return Err(ApiError::bad_request(
-                "a path parameter must be 1 to 512 characters",
-            ));
-        }
-        Ok(decoded)
-    };
-    let ctx = handlers::Ctx {
+    let identity = extract::authorize(app, &req, route.role).await?;
+    let mut p = PathParams::new(params);
+    let ctx = Ctx {
         app,
-        req: &req,
-        actor: identity
-            .as_ref()
-            .map_or("anonymous".into(), |i| i.user_id.clone()),
+        actor: identity.map_or("anonymous".into(), |i| i.user_id),
         now: app.now(),
+        correlation_id: req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty()),
     };
+    let r = &req;
     use Op::*;
     match route.op {
-        Health => handlers::health(&ctx).await,
-        ListApprovals => handlers::list_approvals(&ctx).await,
-        GetApproval => handlers::get_approval(&ctx, &param()?).await,
-        Approve => handlers::decide(&ctx, &param()?, handlers::Decision::Approve).await,
-        Reject => handlers::decide(&ctx, &param()?, handlers::Decision::Reject).await,
-        Execute => handlers::decide(&ctx, &param()?, handlers::Decision::Execute).await,
-        Recommendations => handlers::recommendations(&ctx).await,
-        ListResources => handlers::list_resources(&ctx).await,
-        GetResource => handlers::get_resource(&ctx, &param()?).await,
-        UpsertResources => handlers::upsert_resources(&ctx).await,
-        QueryMetrics => handlers::query_metrics(&ctx).await,
-        ResourceMetrics => handlers::resource_metrics(&ctx, &param()?).await,
-        IngestMetrics => handlers::ingest_metrics(&ctx).await,
-        AuditTrail => handlers::audit_trail(&ctx).await,
-        AuditReport => handlers::audit_report(&ctx).await,
-        GetThresholds => handlers::get_thresholds(&ctx).await,
-        PutThresholds => handlers::put_thresholds(&ctx).await,
-        ThresholdHistory => handlers::threshold_history(&ctx).await,
-        SchedulerStatus => handlers::scheduler_status(&ctx).await,
-        SchedulerTrigger => handlers::scheduler_trigger(&ctx).await,
-        WebsocketStatus => handlers::websocket_status(&ctx).await,
-        Costs => handlers::costs(&ctx).await,
-        CostForecast => handlers::cost_forecast(&ctx).await,
-        GetJob => handlers::get_job(&ctx, &param()?).await,
+        Health => health::get(&ctx, query(r)?).await,
+        ListApprovals => approvals::list(&ctx, query(r)?).await,
+        GetApproval => approvals::get(&ctx, &p.next()?, query(r)?).await,
+        Approve => {
+            approvals::decide(&ctx, &p.next()?, Decision::Approve, query(r)?, body(r)?).await
+        }
+        Reject => approvals::decide(&ctx, &p.next()?, Decision::Reject, query(r)?, body(r)?).await,
+        Execute => {
+            approvals::decide(&ctx, &p.next()?, Decision::Execute, query(r)?, body(r)?).await
+        }
+        Recommendations => recommendations::list(&ctx, query(r)?).await,
+        ListResources => resources::list(&ctx, query(r)?).await,
+        GetResource => resources::get(&ctx, &p.next()?, query(r)?).await,
+        UpsertResources => resources::upsert(&ctx, query(r)?, body(r)?).await,
+        QueryMetrics => metrics::summary(&ctx, query(r)?).await,
+        ResourceMetrics => metrics::series(&ctx, &p.next()?, query(r)?).await,
+        IngestMetrics => metrics::ingest(&ctx, query(r)?, body(r)?).await,
+        AuditTrail => audit::trail(&ctx, query(r)?).await,
+        AuditReport => audit::report(&ctx, query(r)?).await,
+        GetThresholds => thresholds::get(&ctx, query(r)?).await,
+        PutThresholds => thresholds::put(&ctx, query(r)?, body(r)?).await,
+        ThresholdHistory => thresholds::history(&ctx, query(r)?).await,
+        SchedulerStatus => scheduler::status(&ctx, query(r)?).await,
+        SchedulerTrigger => scheduler::trigger(&ctx, query(r)?, body(r)?).await,
+        WebsocketStatus => websocket::status(&ctx, query(r)?).await,
+        Costs => costs::report(&ctx, query(r)?).await,
+        CostForecast => costs::forecast(&ctx, query(r)?).await,
+        GetJob => jobs::get(&ctx, &p.next()?, query(r)?).await,
     }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+
+    /// Records each event's level and fields as text.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={:?} ", field.name(), value));
         }
     }
-    String::from_utf8(out).ok()
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut f = Fields(String::new());
+            event.record(&mut f);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), f.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn logged(result: &Result<Response<Body>, ApiError>) -> Vec<(tracing::Level, String)> {
+        let events = Events::default();
+        tracing::subscriber::with_default(events.clone(), || {
+            log_request(
+                "GET",
+                "/jobs/{id}",
+                "/api/jobs/j-1",
+                result,
+                std::time::Duration::from_millis(3),
+            )
+        });
+        let out = events.0.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn a_server_error_is_logged_once_with_its_cause() {
+        let e: ApiError =
+            shared::Error::Internal("decode job j-1: missing field kind".into()).into();
+        let events = logged(&Err(e.clone()));
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::ERROR);
+        for f in [
+            "method=\"GET\"",
+            "route=\"/jobs/{id}\"",
+            "status=500",
+            "code=\"internal\"",
+            "error=\"decode job j-1: missing field kind\"",
+        ] {
+            assert!(fields.contains(f), "{f} in {fields}");
+        }
+        let body = match e.to_response().into_body() {
+            Body::Text(t) => t,
+            other => panic!("{other:?}"),
+        };
+        assert!(!body.contains("missing field"), "{body}");
+    }
+
+    #[test]
+    fn a_client_error_is_logged_with_its_code_and_no_cause() {
+        let events = logged(&Err(ApiError::bad_request("limit must be ...")));
+        assert_eq!(events.len(), 1);
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::INFO);
+        assert!(
+            fields.contains("code=\"bad_request\"") && !fields.contains("error="),
+            "{fields}"
+        );
+        let ok = logged(&Ok(error::json_response(200, &serde_json::json!({}))));
+        assert_eq!(ok.len(), 1);
+        assert!(
+            ok[0].1.contains("status=200") && !ok[0].1.contains("code="),
+            "{:?}",
+            ok
+        );
+    }
 }

@@ -9,7 +9,9 @@ mod common;
 
 use common::*;
 use finops_local::LocalStack;
-use shared::domain::Role;
+use serde_json::{json, Value};
+use shared::domain::{transition, ApprovalRequest, Role};
+use shared::store::ApprovalStore;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -45,12 +47,13 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
     // kept per interpreter, so two threads parsing at once can trip it.
     // --max-time bounds the run either way; one worker only covers fewer
     // examples in it.
+    let header = format!("Authorization: Bearer {token}");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
             .current_dir(&root)
             .args(["run", "openapi.yaml", "--url"])
             .arg(format!("http://127.0.0.1:{port}/api"))
-            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args(["--header", &header])
             .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
             .args(["--max-examples", &max_examples, "--max-time", "150", "--workers", "1"])
             .args(["--seed", "20261123", "--generation-database", "none", "--no-color"])
@@ -67,6 +70,75 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
         "schemathesis found problems:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The pre-seeded request survived anything the fuzzer sent without a valid body.
-    let _ = request;
+    // The seeded request is reachable: schemathesis infers links (a listed
+    // id into a decision's path) and its stateful phase decides on it. So the
+    // check is not "unchanged" but "changed only through the state machine":
+    // still stored and served, its snapshot intact, every change a recorded
+    // decision by the fuzzer's user, replaying from pending to the status it
+    // has now, with one version bump per decision.
+    let stored = app
+        .approvals
+        .get(&request.id)
+        .await
+        .unwrap()
+        .expect("the seeded request is still stored");
+    let decisions = app.approvals.decisions(&request.id).await.unwrap();
+    let mut get = Req::new("GET", &format!("/api/approval-requests/{}", request.id));
+    get.token(Some(&token));
+    let resp = api::handle(&app, get.build()).await;
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "the seeded request is still served"
+    );
+    let body: Value = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("not a JSON body: {other:?}"),
+    };
+    assert_eq!(body["request"], json!(stored), "served as stored");
+    assert_eq!(body["decisions"], json!(decisions), "served as stored");
+
+    let unchanged = |r: &ApprovalRequest| {
+        (
+            r.id.clone(),
+            json!(r.recommendation),
+            r.requested_by.clone(),
+            r.cycle_id.clone(),
+            r.created_at,
+            r.expires_at,
+        )
+    };
+    assert_eq!(
+        unchanged(&stored),
+        unchanged(&request),
+        "the snapshot changed"
+    );
+    assert_eq!(
+        stored.version,
+        request.version + decisions.len() as u64,
+        "one version per recorded decision: {decisions:?}"
+    );
+    let mut status = request.status;
+    let mut left = decisions.clone();
+    while let Some(i) = left.iter().position(|d| d.from == status) {
+        let d = left.remove(i);
+        assert_eq!(transition(d.from, d.event), Ok(d.to), "{d:?}");
+        assert_eq!(d.actor, "contract", "{d:?}");
+        status = d.to;
+    }
+    assert!(
+        left.is_empty(),
+        "decisions off the chain from {:?}: {left:?}",
+        request.status
+    );
+    assert_eq!(
+        stored.status, status,
+        "the status is where the decisions lead"
+    );
+    println!(
+        "seeded request: {:?} -> {:?} in {} decision(s)",
+        request.status,
+        stored.status,
+        decisions.len()
+    );
 }

@@ -1,0 +1,198 @@
+//! `/resources`: the inventory the cycle analyses, listed, read and upserted.
+
+use super::{page_json, problem, storable, to_json, unprocessable, Ctx, Res};
+use crate::error::{json_response, ApiError};
+use crate::extract::{field, NoQuery};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::domain::*;
+use shared::store::*;
+
+/// Most resources in one `POST /resources`.
+pub const MAX_RESOURCE_BATCH: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListQuery {
+    #[serde(default, deserialize_with = "field::parsed")]
+    service: Option<Service>,
+    tag: Option<String>,
+    #[serde(default, deserialize_with = "field::limit")]
+    limit: Option<u32>,
+    next_token: Option<String>,
+}
+
+pub async fn list(ctx: &Ctx<'_>, q: ListQuery) -> Res {
+    if q.tag
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || t.starts_with('=') || t.len() > 256)
+    {
+        return Err(ApiError::bad_request("tag must be 'key' or 'key=value'"));
+    }
+    let filter = InventoryFilter {
+        service: q.service,
+        tag: q.tag,
+    };
+    let page = ctx
+        .app
+        .inventory
+        .list(&filter, q.limit, q.next_token.as_deref())
+        .await?;
+    Ok(json_response(200, &page_json(page)))
+}
+
+pub async fn get(ctx: &Ctx<'_>, id: &str, _: NoQuery) -> Res {
+    let r = ctx
+        .app
+        .inventory
+        .get(id)
+        .await?
+        .ok_or_else(|| shared::Error::not_found("resource", id))?;
+    Ok(json_response(200, &to_json(r)?))
+}
+
+/// Largest resource record accepted: its audit entry carries it twice and
+/// must stay well under DynamoDB's 400 KB item limit.
+const MAX_RESOURCE_BYTES: usize = 32 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesBody {
+    resources: Vec<Value>,
+}
+
+pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
+    if b.resources.len() > MAX_RESOURCE_BATCH {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!(
+                "at most {MAX_RESOURCE_BATCH} resources per request, got {}",
+                b.resources.len()
+            ),
+        ));
+    }
+    if b.resources.is_empty() {
+        return Err(ApiError::new(422, "unprocessable", "resources is empty"));
+    }
+    let mut problems = Vec::new();
+    let mut resources = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, v) in b.resources.into_iter().enumerate() {
+        if let Some(s) = v.get("service").and_then(Value::as_str) {
+            if s.parse::<Service>().is_err() {
+                problems.push(problem(i, "service", format!("unknown service '{s}'")));
+                continue;
+            }
+        }
+        if let Err(p) = storable(&v, 0) {
+            problems.push(problem(i, "", p));
+            continue;
+        }
+        let r: Resource = match serde_json::from_value(v) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(problem(i, "", e.to_string()));
+                continue;
+            }
+        };
+        if r.id.trim().is_empty() || r.id.len() > 512 {
+            problems.push(problem(i, "id", "must be 1 to 512 characters"));
+        }
+        if r.region.trim().is_empty() || r.region.len() > 64 {
+            problems.push(problem(i, "region", "must be 1 to 64 characters"));
+        }
+        if r.monthly_cost_usd
+            .is_some_and(|c| !c.is_finite() || c < 0.0)
+        {
+            problems.push(problem(i, "monthlyCostUsd", "must be a finite number >= 0"));
+        }
+        if r.memory_mb == Some(0) {
+            problems.push(problem(i, "memoryMb", "must be positive"));
+        }
+        if r.tags.len() > 50 {
+            problems.push(problem(i, "tags", "at most 50 tags"));
+        }
+        if r.relations.len() > 100 {
+            problems.push(problem(i, "relations", "at most 100 relations"));
+        }
+        for rel in &r.relations {
+            if rel.target_id.trim().is_empty() || rel.kind.trim().is_empty() {
+                problems.push(problem(
+                    i,
+                    "relations",
+                    "each relation needs kind and targetId",
+                ));
+            } else if rel.target_id == r.id {
+                problems.push(problem(
+                    i,
+                    "relations",
+                    "a resource cannot relate to itself",
+                ));
+            }
+        }
+        if serde_json::to_vec(&r).map_or(0, |v| v.len()) > MAX_RESOURCE_BYTES {
+            problems.push(problem(
+                i,
+                "",
+                format!("larger than {MAX_RESOURCE_BYTES} bytes"),
+            ));
+        }
+        if !seen.insert(r.id.clone()) {
+            problems.push(problem(
+                i,
+                "id",
+                format!("'{}' appears twice in the batch", r.id),
+            ));
+        }
+        resources.push(r);
+    }
+    if !problems.is_empty() {
+        return Err(unprocessable("resource problem(s)", problems));
+    }
+    // Pre-states for the audit trail, read before the write.
+    let inventory = &ctx.app.inventory;
+    // async_trait already boxes each call's future; collecting them first keeps
+    // the stream free of closures over borrowed items (which would not be `Send`
+    // for every lifetime, as the Lambda runtime needs).
+    let lookups: Vec<_> = resources.iter().map(|r| inventory.get(&r.id)).collect();
+    let before: Vec<Option<Resource>> = futures::stream::iter(lookups)
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<shared::Result<_>>()?;
+    let written = ctx.app.inventory.upsert(&resources).await?;
+    let created = before.iter().filter(|b| b.is_none()).count();
+    // One entry per resource, so each carries its own pre- and post-state.
+    let entries: Vec<AuditEntry> = resources
+        .iter()
+        .zip(&before)
+        .map(|(r, b)| {
+            ctx.audit_entry(
+                "resource",
+                &r.id,
+                if b.is_some() {
+                    "resource.updated"
+                } else {
+                    "resource.created"
+                },
+                b.as_ref().map(|b| json!(b)),
+                Some(json!(r)),
+            )
+        })
+        .collect();
+    let audit = &ctx.app.audit;
+    let appends: Vec<_> = entries.iter().map(|e| audit.append(e)).collect();
+    futures::stream::iter(appends)
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<shared::Result<Vec<()>>>()?;
+    Ok(json_response(
+        200,
+        &json!({ "written": written, "created": created, "updated": written - created.min(written) }),
+    ))
+}
