@@ -60,14 +60,37 @@ fn stat_strategy() -> impl Strategy<Value = &'static str> {
 }
 
 proptest! {
+    /// An engine carries its memo, day cache and scratch from one resource to
+    /// the next: whatever it kept from B must not change its verdict on A.
     #[test]
-    fn same_input_same_verdict((v, gap) in any_series(), t in 0.0f64..100.0, st in stat_strategy()) {
+    fn same_input_same_verdict(
+        (v, gap) in any_series(),
+        t in 0.0f64..100.0,
+        st in stat_strategy(),
+        (b_values, b_gap) in any_series(),
+        b_service in prop::sample::select(vec![Service::Ec2, Service::Rds]),
+        b_typed in any::<bool>(),
+    ) {
         let r = res(Service::Ec2, "i-p", None);
         let s = series_of(&v, gap);
         let rule = window_rule(Operator::LessThan, t, st);
         prop_assert_eq!(evaluate_rule(&rule, &r, &s, now()), evaluate_rule(&rule, &r, &s, now()));
+
         let set = default_thresholds().unwrap();
-        prop_assert_eq!(analyze(&r, &s, &set, now()), analyze(&r, &s, &set, now()));
+        let b_type = match (b_typed, b_service) {
+            (false, _) => None,
+            (true, Service::Rds) => Some("db.m5.large"),
+            (true, _) => Some("m5.xlarge"),
+        };
+        let b = res(b_service, "i-b", b_type);
+        let b_series = series_for("i-b", b_service, &b_values, b_gap);
+        let fresh_a = Engine::new(&set).analyze(&r, &s, now());
+        let fresh_b = Engine::new(&set).analyze(&b, &b_series, now());
+
+        let mut engine = Engine::new(&set);
+        prop_assert_eq!(&engine.analyze(&r, &s, now()), &fresh_a);
+        prop_assert_eq!(&engine.analyze(&b, &b_series, now()), &fresh_b);
+        prop_assert_eq!(&engine.analyze(&r, &s, now()), &fresh_a);
     }
 
     #[test]
