@@ -2,6 +2,7 @@ use super::series::{preferred_codes, stat_code};
 use super::*;
 use crate::analysis::metrics::{preferred_period_statistics, MetricKind};
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{MetricPoint, Operator};
 
 #[test]
@@ -49,22 +50,22 @@ fn unsorted_series_are_sorted_before_use() {
     let s = vec![MetricSeries {
         resource_id: "i-1".into(),
         service: Service::Ec2,
-        metric: "CPUUtilization".into(),
+        metric: names::CPU_UTILIZATION.into(),
         statistic: "Average".into(),
         period_seconds: 3600,
         points,
     }];
     let mut ctx = Ctx::new(&r, &s, now, &[], 14);
     assert_eq!(
-        ctx.metric_stat("CPUUtilization", Statistic::Average, 1),
+        ctx.metric_stat(names::CPU_UTILIZATION, Statistic::Average, 1),
         Some(3.0)
     );
     assert_eq!(
-        ctx.metric_stat("CPUUtilization", Statistic::Maximum, 2),
+        ctx.metric_stat(names::CPU_UTILIZATION, Statistic::Maximum, 2),
         Some(3.0)
     );
     assert_eq!(
-        ctx.metric_stat("CPUUtilization", Statistic::Minimum, 2),
+        ctx.metric_stat(names::CPU_UTILIZATION, Statistic::Minimum, 2),
         Some(1.0)
     );
 }

@@ -11,6 +11,7 @@ use crate::analysis::pricing::PriceCatalog;
 use crate::analysis::score::{utilization_limit, utilization_score, SCORE_DAYS, SCORE_PERCENTILE};
 use crate::analysis::stats::Statistic;
 use crate::analysis::trend::{mann_kendall_with, TrendDirection, TrendScratch};
+use crate::domain::metric::names;
 use crate::domain::{
     Action, Alternative, FindingKind, MetricSeries, Recommendation, Resource, Service, ThresholdSet,
 };
@@ -170,38 +171,46 @@ impl<'s> Engine<'s> {
         let d = SCORE_DAYS;
         match r.service {
             Service::Ec2 => {
-                u[0] = ctx.metric_stat("CPUUtilization", p, d).unwrap_or(f64::NAN);
+                u[0] = ctx
+                    .metric_stat(names::CPU_UTILIZATION, p, d)
+                    .unwrap_or(f64::NAN);
                 u[1] = ctx
-                    .metric_stat("mem_used_percent", p, d)
+                    .metric_stat(names::MEM_USED_PERCENT, p, d)
                     .unwrap_or(f64::NAN);
             }
             Service::Rds => {
-                u[0] = ctx.metric_stat("CPUUtilization", p, d).unwrap_or(f64::NAN);
+                u[0] = ctx
+                    .metric_stat(names::CPU_UTILIZATION, p, d)
+                    .unwrap_or(f64::NAN);
                 u[1] = rds_memory_used_pct(ctx, self.prices, d).unwrap_or(f64::NAN);
             }
             Service::ElastiCache => {
-                u[0] = ctx.metric_stat("CPUUtilization", p, d).unwrap_or(f64::NAN);
+                u[0] = ctx
+                    .metric_stat(names::CPU_UTILIZATION, p, d)
+                    .unwrap_or(f64::NAN);
                 u[1] = ctx
-                    .metric_stat("DatabaseMemoryUsagePercentage", p, d)
+                    .metric_stat(names::DATABASE_MEMORY_USAGE_PERCENTAGE, p, d)
                     .unwrap_or(f64::NAN);
             }
             Service::Ecs => {
-                u[0] = ctx.metric_stat("CPUUtilization", p, d).unwrap_or(f64::NAN);
+                u[0] = ctx
+                    .metric_stat(names::CPU_UTILIZATION, p, d)
+                    .unwrap_or(f64::NAN);
                 u[1] = ctx
-                    .metric_stat("MemoryUtilization", p, d)
+                    .metric_stat(names::MEMORY_UTILIZATION, p, d)
                     .unwrap_or(f64::NAN);
             }
             Service::Lambda => {
                 u[0] = ctx
-                    .metric_stat("memory_utilization", p, d)
+                    .metric_stat(names::INSIGHTS_MEMORY_UTILIZATION, p, d)
                     .unwrap_or(f64::NAN);
             }
             Service::DynamoDb => {
                 u[0] = ctx
-                    .metric_stat("ReadCapacityUtilization", p, d)
+                    .metric_stat(names::READ_CAPACITY_UTILIZATION, p, d)
                     .unwrap_or(f64::NAN);
                 u[1] = ctx
-                    .metric_stat("WriteCapacityUtilization", p, d)
+                    .metric_stat(names::WRITE_CAPACITY_UTILIZATION, p, d)
                     .unwrap_or(f64::NAN);
             }
             Service::S3 => return None,
@@ -363,12 +372,18 @@ impl<'s> Engine<'s> {
 
 fn trend_metrics(s: Service) -> &'static [&'static str] {
     match s {
-        Service::Ec2 => &["CPUUtilization"],
-        Service::Rds => &["CPUUtilization", "DatabaseConnections"],
-        Service::ElastiCache => &["CPUUtilization", "DatabaseMemoryUsagePercentage"],
-        Service::Ecs => &["CPUUtilization", "MemoryUtilization"],
-        Service::Lambda => &["Invocations"],
-        Service::DynamoDb => &["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits"],
-        Service::S3 => &["BucketSizeBytes"],
+        Service::Ec2 => &[names::CPU_UTILIZATION],
+        Service::Rds => &[names::CPU_UTILIZATION, names::DATABASE_CONNECTIONS],
+        Service::ElastiCache => &[
+            names::CPU_UTILIZATION,
+            names::DATABASE_MEMORY_USAGE_PERCENTAGE,
+        ],
+        Service::Ecs => &[names::CPU_UTILIZATION, names::MEMORY_UTILIZATION],
+        Service::Lambda => &[names::INVOCATIONS],
+        Service::DynamoDb => &[
+            names::CONSUMED_READ_CAPACITY_UNITS,
+            names::CONSUMED_WRITE_CAPACITY_UNITS,
+        ],
+        Service::S3 => &[names::BUCKET_SIZE_BYTES],
     }
 }

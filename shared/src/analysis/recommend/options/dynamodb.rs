@@ -9,6 +9,7 @@ use crate::analysis::recommend::rank::projection_risk;
 use crate::analysis::recommend::text::money;
 use crate::analysis::recommend::PROJECTION_PERCENTILE;
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{Action, ThresholdRule};
 
 pub(super) fn options(
@@ -22,27 +23,29 @@ pub(super) fn options(
     let prices = prices.dynamodb(&r.region);
     let pp = Statistic::Percentile(PROJECTION_PERCENTILE);
     let prov_r = ctx
-        .last_value("ProvisionedReadCapacityUnits")
+        .last_value(names::PROVISIONED_READ_CAPACITY_UNITS)
         .or_else(|| attr_f64(r, &["provisionedReadCapacityUnits"]));
     let prov_w = ctx
-        .last_value("ProvisionedWriteCapacityUnits")
+        .last_value(names::PROVISIONED_WRITE_CAPACITY_UNITS)
         .or_else(|| attr_f64(r, &["provisionedWriteCapacityUnits"]));
-    let period_r = ctx.period_of("ConsumedReadCapacityUnits").unwrap_or(3600.0);
+    let period_r = ctx
+        .period_of(names::CONSUMED_READ_CAPACITY_UNITS)
+        .unwrap_or(3600.0);
     let period_w = ctx
-        .period_of("ConsumedWriteCapacityUnits")
+        .period_of(names::CONSUMED_WRITE_CAPACITY_UNITS)
         .unwrap_or(3600.0);
     let peak_r = ctx
-        .metric_stat("ConsumedReadCapacityUnits", pp, days)
+        .metric_stat(names::CONSUMED_READ_CAPACITY_UNITS, pp, days)
         .map(|v| v / period_r);
     let peak_w = ctx
-        .metric_stat("ConsumedWriteCapacityUnits", pp, days)
+        .metric_stat(names::CONSUMED_WRITE_CAPACITY_UNITS, pp, days)
         .map(|v| v / period_w);
     let month = windows_per_month(days);
     let used_r = ctx
-        .metric_stat("ConsumedReadCapacityUnits", Statistic::Sum, days)
+        .metric_stat(names::CONSUMED_READ_CAPACITY_UNITS, Statistic::Sum, days)
         .map(|v| v * month);
     let used_w = ctx
-        .metric_stat("ConsumedWriteCapacityUnits", Statistic::Sum, days)
+        .metric_stat(names::CONSUMED_WRITE_CAPACITY_UNITS, Statistic::Sum, days)
         .map(|v| v * month);
     let known = known_cost(r);
     let provisioned_cost = match (prices, prov_r, prov_w) {

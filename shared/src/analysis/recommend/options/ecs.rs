@@ -9,6 +9,7 @@ use crate::analysis::recommend::rank::projection_risk;
 use crate::analysis::recommend::text::projection_text;
 use crate::analysis::recommend::PROJECTION_PERCENTILE;
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{Action, Resource, ThresholdRule};
 
 pub(super) fn options(
@@ -20,8 +21,8 @@ pub(super) fn options(
     let limit = limit(rule);
     let days = lookback(rule);
     let pp = Statistic::Percentile(PROJECTION_PERCENTILE);
-    let cpu_peak = ctx.metric_stat("CPUUtilization", pp, days);
-    let mem_peak = ctx.metric_stat("MemoryUtilization", pp, days);
+    let cpu_peak = ctx.metric_stat(names::CPU_UTILIZATION, pp, days);
+    let mem_peak = ctx.metric_stat(names::MEMORY_UTILIZATION, pp, days);
     let facts = EcsFacts::of(r, prices);
     let current = facts.monthly.as_ref().ok().copied();
     let peak = max_of(cpu_peak, mem_peak);

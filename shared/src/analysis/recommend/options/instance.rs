@@ -11,6 +11,7 @@ use crate::analysis::recommend::rank::{projection_risk, removal_risk};
 use crate::analysis::recommend::text::{money, noun, projection_text};
 use crate::analysis::recommend::PROJECTION_PERCENTILE;
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{Action, Aggregation, FindingKind, Resource, Service, ThresholdRule};
 
 pub(super) fn options(
@@ -319,18 +320,18 @@ pub(crate) fn rds_memory_used_pct(
         .and_then(|t| prices.type_spec_anywhere(Service::Rds, t))
         .map(|s| s.memory_gib)
         .or_else(|| r.memory_mb.map(|m| f64::from(m) / 1024.0))?;
-    let free = ctx.metric_stat("FreeableMemory", Statistic::Minimum, days)?;
+    let free = ctx.metric_stat(names::FREEABLE_MEMORY, Statistic::Minimum, days)?;
     let total = total_gib * GIB;
     (total > 0.0).then(|| (100.0 * (1.0 - free / total)).clamp(0.0, 100.0))
 }
 
 fn instance_peaks(ctx: &mut Ctx<'_>, prices: &PriceCatalog, days: u32) -> Peaks {
     let pp = Statistic::Percentile(PROJECTION_PERCENTILE);
-    let cpu = ctx.metric_stat("CPUUtilization", pp, days);
+    let cpu = ctx.metric_stat(names::CPU_UTILIZATION, pp, days);
     let mem = match ctx.resource.service {
-        Service::Ec2 => ctx.metric_stat("mem_used_percent", pp, days),
+        Service::Ec2 => ctx.metric_stat(names::MEM_USED_PERCENT, pp, days),
         Service::Rds => rds_memory_used_pct(ctx, prices, days),
-        Service::ElastiCache => ctx.metric_stat("DatabaseMemoryUsagePercentage", pp, days),
+        Service::ElastiCache => ctx.metric_stat(names::DATABASE_MEMORY_USAGE_PERCENTAGE, pp, days),
         _ => None,
     };
     Peaks { cpu, mem }

@@ -9,6 +9,7 @@ use crate::analysis::recommend::rank::{projection_risk, removal_risk};
 use crate::analysis::recommend::PROJECTION_PERCENTILE;
 use crate::analysis::score::SCORE_DAYS;
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{Action, ThresholdRule};
 
 pub(super) fn options(
@@ -57,7 +58,7 @@ pub(super) fn options(
         _ => {
             let limit = limit(rule);
             let peak = ctx.metric_stat(
-                "memory_utilization",
+                names::INSIGHTS_MEMORY_UTILIZATION,
                 Statistic::Percentile(PROJECTION_PERCENTILE),
                 lookback(rule),
             );
@@ -144,8 +145,8 @@ impl LambdaFacts {
             .unwrap_or("x86_64");
         let arm64 = arch.eq_ignore_ascii_case("arm64");
         let days = SCORE_DAYS;
-        let invocations = ctx.metric_stat("Invocations", Statistic::Sum, days);
-        let duration = ctx.metric_stat("Duration", Statistic::Average, days);
+        let invocations = ctx.metric_stat(names::INVOCATIONS, Statistic::Sum, days);
+        let duration = ctx.metric_stat(names::DURATION, Statistic::Average, days);
         let month = windows_per_month(days);
         let p = prices.lambda(&r.region);
         let (compute, requests) = match (p, invocations, duration, memory_mb) {

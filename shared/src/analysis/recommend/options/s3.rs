@@ -6,6 +6,7 @@ use crate::analysis::evaluate::Ctx;
 use crate::analysis::pricing::{windows_per_month, PriceCatalog, GIB};
 use crate::analysis::recommend::facts::{known_cost, lookback};
 use crate::analysis::stats::Statistic;
+use crate::domain::metric::names;
 use crate::domain::{Action, Operator, ThresholdRule};
 
 pub(super) fn options(
@@ -15,9 +16,9 @@ pub(super) fn options(
 ) -> (Vec<Opt>, Option<f64>) {
     let r = ctx.resource;
     let days = lookback(rule);
-    let size = ctx.metric_stat("BucketSizeBytes", Statistic::Average, days);
-    let objects = ctx.metric_stat("NumberOfObjects", Statistic::Average, days);
-    let gets = ctx.metric_stat("GetRequests", Statistic::Sum, days);
+    let size = ctx.metric_stat(names::BUCKET_SIZE_BYTES, Statistic::Average, days);
+    let objects = ctx.metric_stat(names::NUMBER_OF_OBJECTS, Statistic::Average, days);
+    let gets = ctx.metric_stat(names::GET_REQUESTS, Statistic::Sum, days);
     let class = r
         .resource_type
         .as_deref()

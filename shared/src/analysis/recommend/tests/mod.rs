@@ -13,6 +13,7 @@ use crate::analysis::evaluate::{evaluate_rule, Outcome};
 use crate::analysis::pricing::GIB;
 use crate::analysis::recommend::rank::round2;
 use crate::analysis::trend::TrendDirection;
+use crate::domain::metric::names;
 use crate::domain::{Action, Aggregation, MetricPoint, Operator, Relation, ThresholdRule};
 use proptest::prelude::*;
 
@@ -87,7 +88,7 @@ fn ec2_series(id: &str, low_days: i64) -> Vec<MetricSeries> {
         hourly(
             id,
             Service::Ec2,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Average",
             336,
             move |h| {
@@ -101,19 +102,19 @@ fn ec2_series(id: &str, low_days: i64) -> Vec<MetricSeries> {
         hourly(
             id,
             Service::Ec2,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Maximum",
             336,
             move |h| if low(h) { 8.0 } else { 70.0 },
         ),
-        hourly(id, Service::Ec2, "NetworkIn", "Sum", 336, move |h| {
+        hourly(id, Service::Ec2, names::NETWORK_IN, "Sum", 336, move |h| {
             if low(h) {
                 100_000.0
             } else {
                 5e8
             }
         }),
-        hourly(id, Service::Ec2, "NetworkOut", "Sum", 336, move |h| {
+        hourly(id, Service::Ec2, names::NETWORK_OUT, "Sum", 336, move |h| {
             if low(h) {
                 50_000.0
             } else {
@@ -125,18 +126,35 @@ fn ec2_series(id: &str, low_days: i64) -> Vec<MetricSeries> {
 
 fn lambda_series(id: &str, error_per_hour_on_day3: f64) -> Vec<MetricSeries> {
     vec![
-        hourly(id, Service::Lambda, "Invocations", "Sum", 7 * 24, |_| {
-            1000.0
-        }),
-        hourly(id, Service::Lambda, "Errors", "Sum", 7 * 24, move |h| {
-            if h / 24 == 3 {
-                error_per_hour_on_day3
-            } else {
-                5.0
-            }
-        }),
-        hourly(id, Service::Lambda, "Duration", "Average", 7 * 24, |_| {
-            120.0
-        }),
+        hourly(
+            id,
+            Service::Lambda,
+            names::INVOCATIONS,
+            "Sum",
+            7 * 24,
+            |_| 1000.0,
+        ),
+        hourly(
+            id,
+            Service::Lambda,
+            names::ERRORS,
+            "Sum",
+            7 * 24,
+            move |h| {
+                if h / 24 == 3 {
+                    error_per_hour_on_day3
+                } else {
+                    5.0
+                }
+            },
+        ),
+        hourly(
+            id,
+            Service::Lambda,
+            names::DURATION,
+            "Average",
+            7 * 24,
+            |_| 120.0,
+        ),
     ]
 }

@@ -15,7 +15,7 @@ fn window_rule(op: Operator, value: f64, stat: &str) -> ThresholdRule {
         action: Action::Rightsize,
         description: String::new(),
         conditions: vec![crate::domain::Condition {
-            metric: "CPUUtilization".into(),
+            metric: names::CPU_UTILIZATION.into(),
             statistic: stat.into(),
             operator: op,
             value,
@@ -39,9 +39,14 @@ fn series_of(values: &[f64], gap: i64) -> Vec<MetricSeries> {
 fn series_for(id: &str, svc: Service, values: &[f64], gap: i64) -> Vec<MetricSeries> {
     let n = values.len() as i64;
     let v = values.to_vec();
-    let mut s = hourly(id, svc, "CPUUtilization", "Average", n + gap, move |h| {
-        v.get(h as usize).copied().unwrap_or(f64::NAN)
-    });
+    let mut s = hourly(
+        id,
+        svc,
+        names::CPU_UTILIZATION,
+        "Average",
+        n + gap,
+        move |h| v.get(h as usize).copied().unwrap_or(f64::NAN),
+    );
     s.points.truncate(n as usize);
     vec![s]
 }
@@ -110,7 +115,7 @@ proptest! {
     fn daily_rules_are_monotone_too(days in prop::collection::vec(0.0f64..30.0, 14), a in 0.0f64..30.0, b in 0.0f64..30.0, n in 1u32..=14) {
         let (lo, hi) = (a.min(b), a.max(b));
         let r = res(Service::Ec2, "i-p", None);
-        let s = vec![hourly("i-p", Service::Ec2, "CPUUtilization", "Average", 336, |h| days[(h / 24) as usize])];
+        let s = vec![hourly("i-p", Service::Ec2, names::CPU_UTILIZATION, "Average", 336, |h| days[(h / 24) as usize])];
         let mut rule = window_rule(Operator::LessThan, lo, "Average");
         rule.aggregation = Aggregation::Daily;
         rule.min_days = Some(n);
@@ -153,11 +158,11 @@ proptest! {
             .map(|(i, q)| {
                 let l = level[i % level.len()];
                 let scale = match q.metric.as_str() {
-                    "NetworkIn" | "NetworkOut" => 2e4,
-                    "BucketSizeBytes" => 1e9,
-                    "ProvisionedReadCapacityUnits" | "ProvisionedWriteCapacityUnits" => 10.0,
-                    "ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits" => 36.0,
-                    "Errors" => 0.2,
+                    names::NETWORK_IN | names::NETWORK_OUT => 2e4,
+                    names::BUCKET_SIZE_BYTES => 1e9,
+                    names::PROVISIONED_READ_CAPACITY_UNITS | names::PROVISIONED_WRITE_CAPACITY_UNITS => 10.0,
+                    names::CONSUMED_READ_CAPACITY_UNITS | names::CONSUMED_WRITE_CAPACITY_UNITS => 36.0,
+                    names::ERRORS => 0.2,
                     _ => 1.0,
                 };
                 let mut s = hourly(id, svc, &q.metric, &q.statistic, hours, move |h| l * scale * (1.0 + 0.2 * ((h % 7) as f64 / 7.0)));

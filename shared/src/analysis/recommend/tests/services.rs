@@ -55,7 +55,9 @@ fn network_over_five_megabytes_a_day_disqualifies_the_day() {
     let r = res(Service::Ec2, "i-2", None);
     let mut s = ec2_series("i-2", 14);
     // 110 KB + 100 KB an hour = 5.04 MB a day: just over 5 MB.
-    s[3] = hourly("i-2", Service::Ec2, "NetworkOut", "Sum", 336, |_| 110_000.0);
+    s[3] = hourly("i-2", Service::Ec2, names::NETWORK_OUT, "Sum", 336, |_| {
+        110_000.0
+    });
     let v = evaluate_rule(rule(&set, "ec2-low-utilization"), &r, &s, now());
     assert_eq!(v.outcome, Outcome::Clear);
     assert_eq!(v.daily.unwrap().days_with_data, 14);
@@ -69,7 +71,7 @@ fn rds_with_one_connection_on_day_six_of_seven_is_not_idle() {
     let one = vec![hourly(
         "db-1",
         Service::Rds,
-        "DatabaseConnections",
+        names::DATABASE_CONNECTIONS,
         "Maximum",
         7 * 24,
         |h| {
@@ -89,7 +91,7 @@ fn rds_with_one_connection_on_day_six_of_seven_is_not_idle() {
     let none = vec![hourly(
         "db-1",
         Service::Rds,
-        "DatabaseConnections",
+        names::DATABASE_CONNECTIONS,
         "Maximum",
         7 * 24,
         |_| 0.0,
@@ -135,7 +137,7 @@ fn unused_lambda_needs_a_fetched_series() {
     let empty = vec![MetricSeries {
         resource_id: "fn-2".into(),
         service: Service::Lambda,
-        metric: "Invocations".into(),
+        metric: names::INVOCATIONS.into(),
         statistic: "Sum".into(),
         period_seconds: 3600,
         points: vec![],
@@ -161,14 +163,24 @@ fn too_little_data_is_insufficient_never_a_recommendation() {
     let set = default_thresholds().unwrap();
     let r = res(Service::Ec2, "i-3", Some("m5.xlarge"));
     let s = vec![
-        hourly("i-3", Service::Ec2, "CPUUtilization", "Average", 20, |_| {
-            1.0
-        }),
-        hourly("i-3", Service::Ec2, "CPUUtilization", "Maximum", 20, |_| {
-            1.0
-        }),
-        hourly("i-3", Service::Ec2, "NetworkIn", "Sum", 20, |_| 0.0),
-        hourly("i-3", Service::Ec2, "NetworkOut", "Sum", 20, |_| 0.0),
+        hourly(
+            "i-3",
+            Service::Ec2,
+            names::CPU_UTILIZATION,
+            "Average",
+            20,
+            |_| 1.0,
+        ),
+        hourly(
+            "i-3",
+            Service::Ec2,
+            names::CPU_UTILIZATION,
+            "Maximum",
+            20,
+            |_| 1.0,
+        ),
+        hourly("i-3", Service::Ec2, names::NETWORK_IN, "Sum", 20, |_| 0.0),
+        hourly("i-3", Service::Ec2, names::NETWORK_OUT, "Sum", 20, |_| 0.0),
     ];
     let a = analyze(&r, &s, &set, now());
     assert_eq!(a.finding, FindingKind::InsufficientData);
@@ -188,7 +200,7 @@ fn compute_optimizer_needs_thirty_hours() {
         vec![hourly(
             "i-4",
             Service::Ec2,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Maximum",
             h,
             |_| 12.0,
@@ -209,14 +221,24 @@ fn over_provisioned_m5_xlarge_is_rightsized_with_graviton_alternatives() {
     let set = default_thresholds().unwrap();
     let r = res(Service::Ec2, "i-5", Some("m5.xlarge"));
     let s = vec![
-        hourly("i-5", Service::Ec2, "CPUUtilization", "Average", 336, |h| {
-            10.0 + (h % 24) as f64 * 0.3
-        }),
-        hourly("i-5", Service::Ec2, "CPUUtilization", "Maximum", 336, |h| {
-            15.0 + (h % 24) as f64 * 0.5
-        }),
-        hourly("i-5", Service::Ec2, "NetworkIn", "Sum", 336, |_| 1e9),
-        hourly("i-5", Service::Ec2, "NetworkOut", "Sum", 336, |_| 1e9),
+        hourly(
+            "i-5",
+            Service::Ec2,
+            names::CPU_UTILIZATION,
+            "Average",
+            336,
+            |h| 10.0 + (h % 24) as f64 * 0.3,
+        ),
+        hourly(
+            "i-5",
+            Service::Ec2,
+            names::CPU_UTILIZATION,
+            "Maximum",
+            336,
+            |h| 15.0 + (h % 24) as f64 * 0.5,
+        ),
+        hourly("i-5", Service::Ec2, names::NETWORK_IN, "Sum", 336, |_| 1e9),
+        hourly("i-5", Service::Ec2, names::NETWORK_OUT, "Sum", 336, |_| 1e9),
     ];
     let a = analyze(&r, &s, &set, now());
     let rec = a.recommendation.unwrap();
@@ -266,7 +288,7 @@ fn a_resource_seen_only_in_cloudwatch_is_analysed_without_inventing_a_price() {
     let s = vec![hourly(
         "i-cw",
         Service::Ec2,
-        "CPUUtilization",
+        names::CPU_UTILIZATION,
         "Maximum",
         336,
         |_| 10.0,
@@ -308,7 +330,7 @@ fn under_provisioned_wins_over_savings_and_costs_nothing_to_state() {
         hourly(
             "c-1",
             Service::ElastiCache,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Maximum",
             336,
             |_| 10.0,
@@ -316,7 +338,7 @@ fn under_provisioned_wins_over_savings_and_costs_nothing_to_state() {
         hourly(
             "c-1",
             Service::ElastiCache,
-            "DatabaseMemoryUsagePercentage",
+            names::DATABASE_MEMORY_USAGE_PERCENTAGE,
             "Maximum",
             336,
             |_| 95.0,
@@ -324,7 +346,7 @@ fn under_provisioned_wins_over_savings_and_costs_nothing_to_state() {
         hourly(
             "c-1",
             Service::ElastiCache,
-            "CurrConnections",
+            names::CURR_CONNECTIONS,
             "Maximum",
             336,
             |_| 40.0,
@@ -351,7 +373,7 @@ fn dynamodb_low_utilisation_lowers_capacity_or_switches_to_on_demand() {
         hourly(
             "tbl",
             Service::DynamoDb,
-            "ConsumedReadCapacityUnits",
+            names::CONSUMED_READ_CAPACITY_UNITS,
             "Sum",
             336,
             |h| if h % 24 == 12 { 36_000.0 } else { 3600.0 },
@@ -359,7 +381,7 @@ fn dynamodb_low_utilisation_lowers_capacity_or_switches_to_on_demand() {
         hourly(
             "tbl",
             Service::DynamoDb,
-            "ConsumedWriteCapacityUnits",
+            names::CONSUMED_WRITE_CAPACITY_UNITS,
             "Sum",
             336,
             |_| 3600.0,
@@ -367,7 +389,7 @@ fn dynamodb_low_utilisation_lowers_capacity_or_switches_to_on_demand() {
         hourly(
             "tbl",
             Service::DynamoDb,
-            "ProvisionedReadCapacityUnits",
+            names::PROVISIONED_READ_CAPACITY_UNITS,
             "Average",
             336,
             |_| 100.0,
@@ -375,7 +397,7 @@ fn dynamodb_low_utilisation_lowers_capacity_or_switches_to_on_demand() {
         hourly(
             "tbl",
             Service::DynamoDb,
-            "ProvisionedWriteCapacityUnits",
+            names::PROVISIONED_WRITE_CAPACITY_UNITS,
             "Average",
             336,
             |_| 50.0,
@@ -427,7 +449,7 @@ fn s3_cold_bucket_moves_to_infrequent_access() {
         daily_series(
             "logs-bucket",
             Service::S3,
-            "BucketSizeBytes",
+            names::BUCKET_SIZE_BYTES,
             "Average",
             30,
             move |_| size,
@@ -435,18 +457,25 @@ fn s3_cold_bucket_moves_to_infrequent_access() {
         daily_series(
             "logs-bucket",
             Service::S3,
-            "NumberOfObjects",
+            names::NUMBER_OF_OBJECTS,
             "Average",
             30,
             |_| 500_000.0,
         ),
-        daily_series("logs-bucket", Service::S3, "GetRequests", "Sum", 30, |d| {
-            if d % 10 == 0 {
-                50.0
-            } else {
-                0.0
-            }
-        }),
+        daily_series(
+            "logs-bucket",
+            Service::S3,
+            names::GET_REQUESTS,
+            "Sum",
+            30,
+            |d| {
+                if d % 10 == 0 {
+                    50.0
+                } else {
+                    0.0
+                }
+            },
+        ),
     ];
     let rec = recommend(&r, &s, &set, now());
     assert_eq!(rec[0].finding, FindingKind::Underutilized);
@@ -473,7 +502,7 @@ fn ecs_over_provisioned_fargate_tasks_shrink() {
         hourly(
             "svc-1",
             Service::Ecs,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Maximum",
             336,
             |_| 30.0,
@@ -481,7 +510,7 @@ fn ecs_over_provisioned_fargate_tasks_shrink() {
         hourly(
             "svc-1",
             Service::Ecs,
-            "CPUUtilization",
+            names::CPU_UTILIZATION,
             "Average",
             336,
             |_| 25.0,
@@ -489,7 +518,7 @@ fn ecs_over_provisioned_fargate_tasks_shrink() {
         hourly(
             "svc-1",
             Service::Ecs,
-            "MemoryUtilization",
+            names::MEMORY_UTILIZATION,
             "Maximum",
             336,
             |_| 30.0,
@@ -521,7 +550,7 @@ fn lambda_memory_reduction_is_named_in_megabytes() {
     s.push(hourly(
         "fn-3",
         Service::Lambda,
-        "memory_utilization",
+        names::INSIGHTS_MEMORY_UTILIZATION,
         "Maximum",
         168,
         |_| 20.0,
@@ -544,7 +573,7 @@ fn a_rising_trend_lowers_confidence() {
     let flat = vec![hourly(
         "i-6",
         Service::Ec2,
-        "CPUUtilization",
+        names::CPU_UTILIZATION,
         "Maximum",
         336,
         |_| 20.0,
@@ -552,7 +581,7 @@ fn a_rising_trend_lowers_confidence() {
     let rising = vec![hourly(
         "i-6",
         Service::Ec2,
-        "CPUUtilization",
+        names::CPU_UTILIZATION,
         "Maximum",
         336,
         |h| 5.0 + h as f64 * 0.09,
