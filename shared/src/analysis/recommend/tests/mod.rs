@@ -31,22 +31,10 @@ pub fn hourly(
     hours: i64,
     f: impl Fn(i64) -> f64,
 ) -> MetricSeries {
-    let start = now() - chrono::Duration::hours(hours);
-    MetricSeries {
-        resource_id: id.into(),
-        service: svc,
-        metric: metric.into(),
-        statistic: stat.into(),
-        period_seconds: 3600,
-        points: (0..hours)
-            .map(|h| MetricPoint {
-                timestamp: start + chrono::Duration::hours(h),
-                value: f(h),
-            })
-            .collect(),
-    }
+    every(3600, id, svc, metric, stat, hours, f)
 }
 
+/// Daily points for the last `days` days before `now`, value by day index.
 fn daily_series(
     id: &str,
     svc: Service,
@@ -55,17 +43,31 @@ fn daily_series(
     days: i64,
     f: impl Fn(i64) -> f64,
 ) -> MetricSeries {
-    let start = now() - chrono::Duration::days(days);
+    every(86_400, id, svc, metric, stat, days, f)
+}
+
+/// `n` points `period` seconds apart, ending one period before `now`.
+fn every(
+    period: u32,
+    id: &str,
+    svc: Service,
+    metric: &str,
+    stat: &str,
+    n: i64,
+    f: impl Fn(i64) -> f64,
+) -> MetricSeries {
+    let step = chrono::Duration::seconds(i64::from(period));
+    let start = now() - step * n as i32;
     MetricSeries {
         resource_id: id.into(),
         service: svc,
         metric: metric.into(),
         statistic: stat.into(),
-        period_seconds: 86_400,
-        points: (0..days)
-            .map(|d| MetricPoint {
-                timestamp: start + chrono::Duration::days(d),
-                value: f(d),
+        period_seconds: period,
+        points: (0..n)
+            .map(|i| MetricPoint {
+                timestamp: start + step * i as i32,
+                value: f(i),
             })
             .collect(),
     }
