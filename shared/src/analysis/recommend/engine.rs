@@ -165,56 +165,35 @@ impl<'s> Engine<'s> {
     }
 
     fn score(&self, ctx: &mut Ctx<'_>, target: f64) -> Option<u8> {
-        let r = ctx.resource;
-        let mut u: [f64; 2] = [f64::NAN; 2];
-        let p = Statistic::Percentile(SCORE_PERCENTILE);
-        let d = SCORE_DAYS;
-        match r.service {
-            Service::Ec2 => {
-                u[0] = ctx
-                    .metric_stat(names::CPU_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-                u[1] = ctx
-                    .metric_stat(names::MEM_USED_PERCENT, p, d)
-                    .unwrap_or(f64::NAN);
-            }
-            Service::Rds => {
-                u[0] = ctx
-                    .metric_stat(names::CPU_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-                u[1] = rds_memory_used_pct(ctx, self.prices, d).unwrap_or(f64::NAN);
-            }
-            Service::ElastiCache => {
-                u[0] = ctx
-                    .metric_stat(names::CPU_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-                u[1] = ctx
-                    .metric_stat(names::DATABASE_MEMORY_USAGE_PERCENTAGE, p, d)
-                    .unwrap_or(f64::NAN);
-            }
-            Service::Ecs => {
-                u[0] = ctx
-                    .metric_stat(names::CPU_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-                u[1] = ctx
-                    .metric_stat(names::MEMORY_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-            }
-            Service::Lambda => {
-                u[0] = ctx
-                    .metric_stat(names::INSIGHTS_MEMORY_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-            }
-            Service::DynamoDb => {
-                u[0] = ctx
-                    .metric_stat(names::READ_CAPACITY_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-                u[1] = ctx
-                    .metric_stat(names::WRITE_CAPACITY_UTILIZATION, p, d)
-                    .unwrap_or(f64::NAN);
-            }
-            Service::S3 => return None,
+        // A missing dimension is NaN: the score binds on those that are known.
+        fn at(ctx: &mut Ctx<'_>, metric: &str) -> f64 {
+            let p = Statistic::Percentile(SCORE_PERCENTILE);
+            ctx.metric_stat(metric, p, SCORE_DAYS).unwrap_or(f64::NAN)
         }
+        let u: [f64; 2] = match ctx.resource.service {
+            Service::Ec2 => [
+                at(ctx, names::CPU_UTILIZATION),
+                at(ctx, names::MEM_USED_PERCENT),
+            ],
+            Service::Rds => [
+                at(ctx, names::CPU_UTILIZATION),
+                rds_memory_used_pct(ctx, self.prices, SCORE_DAYS).unwrap_or(f64::NAN),
+            ],
+            Service::ElastiCache => [
+                at(ctx, names::CPU_UTILIZATION),
+                at(ctx, names::DATABASE_MEMORY_USAGE_PERCENTAGE),
+            ],
+            Service::Ecs => [
+                at(ctx, names::CPU_UTILIZATION),
+                at(ctx, names::MEMORY_UTILIZATION),
+            ],
+            Service::Lambda => [at(ctx, names::INSIGHTS_MEMORY_UTILIZATION), f64::NAN],
+            Service::DynamoDb => [
+                at(ctx, names::READ_CAPACITY_UTILIZATION),
+                at(ctx, names::WRITE_CAPACITY_UTILIZATION),
+            ],
+            Service::S3 => return None,
+        };
         utilization_score(&u, target)
     }
 
