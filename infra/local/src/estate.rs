@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 use shared::analysis::{required_queries, MetricQuery};
 use shared::collector::dimensions_for;
+use shared::domain::metric::names;
 use shared::domain::{Relation, Resource, Service, ThresholdSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,45 +60,52 @@ fn noise(seed: u64, i: u64) -> f64 {
 fn level(metric: &str, p: Profile) -> f64 {
     use Profile::*;
     match (metric, p) {
-        ("CPUUtilization", Idle) => 1.0,
-        ("CPUUtilization", Oversized) => 12.0,
-        ("CPUUtilization", Healthy) => 55.0,
-        ("CPUUtilization", Hot) => 88.0,
-        ("CPUUtilization", Erroring) => 40.0,
-        ("NetworkIn" | "NetworkOut", Idle) => 20_000.0,
-        ("NetworkIn" | "NetworkOut", _) => 40_000_000.0,
-        ("DatabaseConnections", Idle) => 0.0,
-        ("DatabaseConnections", _) => 35.0,
-        ("FreeableMemory", _) => 2.0e9,
-        ("CurrConnections", Idle) => 0.0,
-        ("CurrConnections", _) => 60.0,
-        ("DatabaseMemoryUsagePercentage", Oversized | Idle) => 15.0,
-        ("DatabaseMemoryUsagePercentage", Hot) => 93.0,
-        ("DatabaseMemoryUsagePercentage", _) => 62.0,
-        ("MemoryUtilization", Oversized | Idle) => 14.0,
-        ("MemoryUtilization", Hot) => 92.0,
-        ("MemoryUtilization", _) => 64.0,
-        ("Invocations", Idle) => 0.0,
-        ("Invocations", _) => 400.0,
-        ("Errors", Erroring) => 90.0,
-        ("Errors", _) => 0.4,
-        ("Throttles", _) => 0.0,
-        ("Duration", _) => 180.0,
-        ("memory_utilization", Oversized) => 18.0,
-        ("memory_utilization", _) => 72.0,
-        ("GetRequests" | "AllRequests", Idle) => 0.0,
-        ("GetRequests" | "AllRequests", Oversized) => 2.0,
-        ("GetRequests" | "AllRequests", _) => 50_000.0,
-        ("BucketSizeBytes", _) => 800.0e9,
-        ("NumberOfObjects", _) => 2.0e6,
-        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", Idle | Oversized) => {
-            3.0 * 3600.0
+        (names::CPU_UTILIZATION, Idle) => 1.0,
+        (names::CPU_UTILIZATION, Oversized) => 12.0,
+        (names::CPU_UTILIZATION, Healthy) => 55.0,
+        (names::CPU_UTILIZATION, Hot) => 88.0,
+        (names::CPU_UTILIZATION, Erroring) => 40.0,
+        (names::NETWORK_IN | names::NETWORK_OUT, Idle) => 20_000.0,
+        (names::NETWORK_IN | names::NETWORK_OUT, _) => 40_000_000.0,
+        (names::DATABASE_CONNECTIONS, Idle) => 0.0,
+        (names::DATABASE_CONNECTIONS, _) => 35.0,
+        (names::FREEABLE_MEMORY, _) => 2.0e9,
+        (names::CURR_CONNECTIONS, Idle) => 0.0,
+        (names::CURR_CONNECTIONS, _) => 60.0,
+        (names::DATABASE_MEMORY_USAGE_PERCENTAGE, Oversized | Idle) => 15.0,
+        (names::DATABASE_MEMORY_USAGE_PERCENTAGE, Hot) => 93.0,
+        (names::DATABASE_MEMORY_USAGE_PERCENTAGE, _) => 62.0,
+        (names::MEMORY_UTILIZATION, Oversized | Idle) => 14.0,
+        (names::MEMORY_UTILIZATION, Hot) => 92.0,
+        (names::MEMORY_UTILIZATION, _) => 64.0,
+        (names::INVOCATIONS, Idle) => 0.0,
+        (names::INVOCATIONS, _) => 400.0,
+        (names::ERRORS, Erroring) => 90.0,
+        (names::ERRORS, _) => 0.4,
+        (names::THROTTLES, _) => 0.0,
+        (names::DURATION, _) => 180.0,
+        (names::INSIGHTS_MEMORY_UTILIZATION, Oversized) => 18.0,
+        (names::INSIGHTS_MEMORY_UTILIZATION, _) => 72.0,
+        (names::GET_REQUESTS | names::ALL_REQUESTS, Idle) => 0.0,
+        (names::GET_REQUESTS | names::ALL_REQUESTS, Oversized) => 2.0,
+        (names::GET_REQUESTS | names::ALL_REQUESTS, _) => 50_000.0,
+        (names::BUCKET_SIZE_BYTES, _) => 800.0e9,
+        (names::NUMBER_OF_OBJECTS, _) => 2.0e6,
+        (
+            names::CONSUMED_READ_CAPACITY_UNITS | names::CONSUMED_WRITE_CAPACITY_UNITS,
+            Idle | Oversized,
+        ) => 3.0 * 3600.0,
+        (names::CONSUMED_READ_CAPACITY_UNITS | names::CONSUMED_WRITE_CAPACITY_UNITS, Hot) => {
+            95.0 * 3600.0
         }
-        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", Hot) => 95.0 * 3600.0,
-        ("ConsumedReadCapacityUnits" | "ConsumedWriteCapacityUnits", _) => 70.0 * 3600.0,
-        ("ProvisionedReadCapacityUnits" | "ProvisionedWriteCapacityUnits", _) => 100.0,
-        ("mem_used_percent", Oversized | Idle) => 20.0,
-        ("mem_used_percent", _) => 60.0,
+        (names::CONSUMED_READ_CAPACITY_UNITS | names::CONSUMED_WRITE_CAPACITY_UNITS, _) => {
+            70.0 * 3600.0
+        }
+        (names::PROVISIONED_READ_CAPACITY_UNITS | names::PROVISIONED_WRITE_CAPACITY_UNITS, _) => {
+            100.0
+        }
+        (names::MEM_USED_PERCENT, Oversized | Idle) => 20.0,
+        (names::MEM_USED_PERCENT, _) => 60.0,
         _ => 10.0,
     }
 }
@@ -218,7 +226,7 @@ pub(crate) fn sample(
     let v = level(metric, profile) * daily * (0.9 + 0.2 * noise(seed, h));
     if metric.ends_with("Utilization")
         || metric.ends_with("Percentage")
-        || metric == "mem_used_percent"
+        || metric == names::MEM_USED_PERCENT
     {
         v.min(100.0)
     } else {

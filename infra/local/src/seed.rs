@@ -190,12 +190,13 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::domain::metric::{names, namespaces};
 
     #[test]
     fn gaps_are_nulls_and_parts_keep_their_times() {
         let s = SeriesSeed::new(
-            "AWS/EC2",
-            "CPUUtilization",
+            namespaces::EC2,
+            names::CPU_UTILIZATION,
             &[("InstanceId", "i-1")],
             1_000,
             60,

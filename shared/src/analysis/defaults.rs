@@ -110,6 +110,7 @@ pub fn validate_set(set: &ThresholdSet) -> Result<()> {
 mod tests {
     use super::*;
     use crate::analysis::metrics::required_queries;
+    use crate::domain::metric::{names, namespaces};
     use crate::domain::{Action, FindingKind, Service};
 
     #[test]
@@ -150,21 +151,24 @@ mod tests {
         let set = default_thresholds().unwrap();
         let q = required_queries(&set, Service::Ec2);
         let has = |m: &str, s: &str| q.iter().any(|x| x.metric == m && x.statistic == s);
-        assert!(has("CPUUtilization", "Average"));
-        assert!(has("CPUUtilization", "Maximum"));
-        assert!(has("NetworkIn", "Sum") && has("NetworkOut", "Sum"));
-        assert!(!q.iter().any(|x| x.metric == "NetworkBytes"));
+        assert!(has(names::CPU_UTILIZATION, "Average"));
+        assert!(has(names::CPU_UTILIZATION, "Maximum"));
+        assert!(has(names::NETWORK_IN, "Sum") && has(names::NETWORK_OUT, "Sum"));
+        assert!(!q.iter().any(|x| x.metric == names::NETWORK_BYTES));
         assert!(q.iter().all(|x| x.period_seconds == 3600));
         // daily rules over 14 days look at 14 complete days: fetch 15.
         assert_eq!(
             q.iter()
-                .find(|x| x.metric == "NetworkIn")
+                .find(|x| x.metric == names::NETWORK_IN)
                 .unwrap()
                 .lookback_days,
             15
         );
         let s3 = required_queries(&set, Service::S3);
-        let size = s3.iter().find(|x| x.metric == "BucketSizeBytes").unwrap();
+        let size = s3
+            .iter()
+            .find(|x| x.metric == names::BUCKET_SIZE_BYTES)
+            .unwrap();
         assert_eq!(size.period_seconds, 86_400);
         assert_eq!(
             size.extra_dimensions,
@@ -173,20 +177,22 @@ mod tests {
         let ddb = required_queries(&set, Service::DynamoDb);
         assert!(ddb
             .iter()
-            .any(|x| x.metric == "ConsumedReadCapacityUnits" && x.statistic == "Sum"));
-        assert!(ddb
-            .iter()
-            .any(|x| x.metric == "ProvisionedWriteCapacityUnits" && x.statistic == "Average"));
+            .any(|x| x.metric == names::CONSUMED_READ_CAPACITY_UNITS && x.statistic == "Sum"));
+        assert!(ddb.iter().any(
+            |x| x.metric == names::PROVISIONED_WRITE_CAPACITY_UNITS && x.statistic == "Average"
+        ));
         let lambda = required_queries(&set, Service::Lambda);
         assert_eq!(
             lambda
                 .iter()
-                .find(|x| x.metric == "Invocations")
+                .find(|x| x.metric == names::INVOCATIONS)
                 .unwrap()
                 .lookback_days,
             30
         );
-        assert!(lambda.iter().any(|x| x.namespace == "LambdaInsights"));
+        assert!(lambda
+            .iter()
+            .any(|x| x.namespace == namespaces::LAMBDA_INSIGHTS));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! rules may name, and the queries a collector must run for a threshold set.
 
 use super::stats::Statistic;
+use crate::domain::metric::{names, namespaces};
 use crate::domain::{Aggregation, Service, ThresholdSet};
 use std::collections::BTreeSet;
 
@@ -67,20 +68,36 @@ macro_rules! def {
 pub const METRICS: &[MetricDef] = &[
     def!(
         Ec2,
-        "AWS/EC2",
-        "CPUUtilization",
+        namespaces::EC2,
+        names::CPU_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
         false
     ),
-    def!(Ec2, "AWS/EC2", "NetworkIn", Counter, Bytes, HOUR, false),
-    def!(Ec2, "AWS/EC2", "NetworkOut", Counter, Bytes, HOUR, false),
+    def!(
+        Ec2,
+        namespaces::EC2,
+        names::NETWORK_IN,
+        Counter,
+        Bytes,
+        HOUR,
+        false
+    ),
+    def!(
+        Ec2,
+        namespaces::EC2,
+        names::NETWORK_OUT,
+        Counter,
+        Bytes,
+        HOUR,
+        false
+    ),
     // Memory needs the CloudWatch agent; used for risk only when present.
     def!(
         Ec2,
-        "CWAgent",
-        "mem_used_percent",
+        namespaces::CW_AGENT,
+        names::MEM_USED_PERCENT,
         Gauge,
         Percent,
         HOUR,
@@ -88,8 +105,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Rds,
-        "AWS/RDS",
-        "CPUUtilization",
+        namespaces::RDS,
+        names::CPU_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
@@ -97,18 +114,26 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Rds,
-        "AWS/RDS",
-        "DatabaseConnections",
+        namespaces::RDS,
+        names::DATABASE_CONNECTIONS,
         Gauge,
         Count,
         HOUR,
         false
     ),
-    def!(Rds, "AWS/RDS", "FreeableMemory", Gauge, Bytes, HOUR, false),
+    def!(
+        Rds,
+        namespaces::RDS,
+        names::FREEABLE_MEMORY,
+        Gauge,
+        Bytes,
+        HOUR,
+        false
+    ),
     def!(
         ElastiCache,
-        "AWS/ElastiCache",
-        "CPUUtilization",
+        namespaces::ELASTICACHE,
+        names::CPU_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
@@ -116,8 +141,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         ElastiCache,
-        "AWS/ElastiCache",
-        "DatabaseMemoryUsagePercentage",
+        namespaces::ELASTICACHE,
+        names::DATABASE_MEMORY_USAGE_PERCENTAGE,
         Gauge,
         Percent,
         HOUR,
@@ -125,8 +150,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         ElastiCache,
-        "AWS/ElastiCache",
-        "CurrConnections",
+        namespaces::ELASTICACHE,
+        names::CURR_CONNECTIONS,
         Gauge,
         Count,
         HOUR,
@@ -134,18 +159,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Lambda,
-        "AWS/Lambda",
-        "Invocations",
-        Counter,
-        Count,
-        HOUR,
-        true
-    ),
-    def!(Lambda, "AWS/Lambda", "Errors", Counter, Count, HOUR, true),
-    def!(
-        Lambda,
-        "AWS/Lambda",
-        "Throttles",
+        namespaces::LAMBDA,
+        names::INVOCATIONS,
         Counter,
         Count,
         HOUR,
@@ -153,8 +168,26 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Lambda,
-        "AWS/Lambda",
-        "Duration",
+        namespaces::LAMBDA,
+        names::ERRORS,
+        Counter,
+        Count,
+        HOUR,
+        true
+    ),
+    def!(
+        Lambda,
+        namespaces::LAMBDA,
+        names::THROTTLES,
+        Counter,
+        Count,
+        HOUR,
+        true
+    ),
+    def!(
+        Lambda,
+        namespaces::LAMBDA,
+        names::DURATION,
         Gauge,
         Milliseconds,
         HOUR,
@@ -163,8 +196,8 @@ pub const METRICS: &[MetricDef] = &[
     // Lambda Insights: the share of configured memory used (max per period).
     def!(
         Lambda,
-        "LambdaInsights",
-        "memory_utilization",
+        namespaces::LAMBDA_INSIGHTS,
+        names::INSIGHTS_MEMORY_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
@@ -172,8 +205,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Ecs,
-        "AWS/ECS",
-        "CPUUtilization",
+        namespaces::ECS,
+        names::CPU_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
@@ -181,8 +214,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         Ecs,
-        "AWS/ECS",
-        "MemoryUtilization",
+        namespaces::ECS,
+        names::MEMORY_UTILIZATION,
         Gauge,
         Percent,
         HOUR,
@@ -190,8 +223,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         S3,
-        "AWS/S3",
-        "BucketSizeBytes",
+        namespaces::S3,
+        names::BUCKET_SIZE_BYTES,
         Gauge,
         Bytes,
         DAY,
@@ -200,8 +233,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         S3,
-        "AWS/S3",
-        "NumberOfObjects",
+        namespaces::S3,
+        names::NUMBER_OF_OBJECTS,
         Gauge,
         Count,
         DAY,
@@ -211,8 +244,8 @@ pub const METRICS: &[MetricDef] = &[
     // Request metrics need a bucket metrics configuration named EntireBucket.
     def!(
         S3,
-        "AWS/S3",
-        "AllRequests",
+        namespaces::S3,
+        names::ALL_REQUESTS,
         Counter,
         Count,
         DAY,
@@ -221,8 +254,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         S3,
-        "AWS/S3",
-        "GetRequests",
+        namespaces::S3,
+        names::GET_REQUESTS,
         Counter,
         Count,
         DAY,
@@ -231,8 +264,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         DynamoDb,
-        "AWS/DynamoDB",
-        "ConsumedReadCapacityUnits",
+        namespaces::DYNAMODB,
+        names::CONSUMED_READ_CAPACITY_UNITS,
         Counter,
         Count,
         HOUR,
@@ -240,8 +273,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         DynamoDb,
-        "AWS/DynamoDB",
-        "ConsumedWriteCapacityUnits",
+        namespaces::DYNAMODB,
+        names::CONSUMED_WRITE_CAPACITY_UNITS,
         Counter,
         Count,
         HOUR,
@@ -249,8 +282,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         DynamoDb,
-        "AWS/DynamoDB",
-        "ProvisionedReadCapacityUnits",
+        namespaces::DYNAMODB,
+        names::PROVISIONED_READ_CAPACITY_UNITS,
         Gauge,
         Count,
         HOUR,
@@ -258,8 +291,8 @@ pub const METRICS: &[MetricDef] = &[
     ),
     def!(
         DynamoDb,
-        "AWS/DynamoDB",
-        "ProvisionedWriteCapacityUnits",
+        namespaces::DYNAMODB,
+        names::PROVISIONED_WRITE_CAPACITY_UNITS,
         Gauge,
         Count,
         HOUR,
@@ -310,11 +343,11 @@ impl Derived {
 
     pub fn name(self) -> &'static str {
         match self {
-            Derived::NetworkBytes => "NetworkBytes",
-            Derived::ErrorRate => "ErrorRate",
-            Derived::GetRequestsPerGb => "GetRequestsPerGB",
-            Derived::ReadCapacityUtilization => "ReadCapacityUtilization",
-            Derived::WriteCapacityUtilization => "WriteCapacityUtilization",
+            Derived::NetworkBytes => names::NETWORK_BYTES,
+            Derived::ErrorRate => names::ERROR_RATE,
+            Derived::GetRequestsPerGb => names::GET_REQUESTS_PER_GB,
+            Derived::ReadCapacityUtilization => names::READ_CAPACITY_UTILIZATION,
+            Derived::WriteCapacityUtilization => names::WRITE_CAPACITY_UTILIZATION,
         }
     }
 
@@ -338,16 +371,19 @@ impl Derived {
     /// The CloudWatch metrics it is computed from, with the statistic fetched.
     pub fn components(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Derived::NetworkBytes => &[("NetworkIn", "Sum"), ("NetworkOut", "Sum")],
-            Derived::ErrorRate => &[("Errors", "Sum"), ("Invocations", "Sum")],
-            Derived::GetRequestsPerGb => &[("GetRequests", "Sum"), ("BucketSizeBytes", "Average")],
+            Derived::NetworkBytes => &[(names::NETWORK_IN, "Sum"), (names::NETWORK_OUT, "Sum")],
+            Derived::ErrorRate => &[(names::ERRORS, "Sum"), (names::INVOCATIONS, "Sum")],
+            Derived::GetRequestsPerGb => &[
+                (names::GET_REQUESTS, "Sum"),
+                (names::BUCKET_SIZE_BYTES, "Average"),
+            ],
             Derived::ReadCapacityUtilization => &[
-                ("ConsumedReadCapacityUnits", "Sum"),
-                ("ProvisionedReadCapacityUnits", "Average"),
+                (names::CONSUMED_READ_CAPACITY_UNITS, "Sum"),
+                (names::PROVISIONED_READ_CAPACITY_UNITS, "Average"),
             ],
             Derived::WriteCapacityUtilization => &[
-                ("ConsumedWriteCapacityUnits", "Sum"),
-                ("ProvisionedWriteCapacityUnits", "Average"),
+                (names::CONSUMED_WRITE_CAPACITY_UNITS, "Sum"),
+                (names::PROVISIONED_WRITE_CAPACITY_UNITS, "Average"),
             ],
         }
     }
@@ -422,21 +458,30 @@ pub fn auxiliary_metrics(service: Service) -> &'static [(&'static str, Statistic
     const P: Statistic = Statistic::Percentile(super::score::SCORE_PERCENTILE);
     match service {
         Service::Ec2 => &[
-            ("CPUUtilization", Average),
-            ("CPUUtilization", P),
-            ("mem_used_percent", Maximum),
+            (names::CPU_UTILIZATION, Average),
+            (names::CPU_UTILIZATION, P),
+            (names::MEM_USED_PERCENT, Maximum),
         ],
-        Service::Rds => &[("CPUUtilization", P), ("FreeableMemory", Minimum)],
-        Service::ElastiCache => &[("CPUUtilization", P), ("DatabaseMemoryUsagePercentage", P)],
-        Service::Ecs => &[("CPUUtilization", P), ("MemoryUtilization", P)],
-        Service::Lambda => &[("Invocations", Sum), ("Duration", Average)],
+        Service::Rds => &[
+            (names::CPU_UTILIZATION, P),
+            (names::FREEABLE_MEMORY, Minimum),
+        ],
+        Service::ElastiCache => &[
+            (names::CPU_UTILIZATION, P),
+            (names::DATABASE_MEMORY_USAGE_PERCENTAGE, P),
+        ],
+        Service::Ecs => &[(names::CPU_UTILIZATION, P), (names::MEMORY_UTILIZATION, P)],
+        Service::Lambda => &[(names::INVOCATIONS, Sum), (names::DURATION, Average)],
         Service::DynamoDb => &[
-            ("ConsumedReadCapacityUnits", Sum),
-            ("ConsumedWriteCapacityUnits", Sum),
-            ("ProvisionedReadCapacityUnits", Average),
-            ("ProvisionedWriteCapacityUnits", Average),
+            (names::CONSUMED_READ_CAPACITY_UNITS, Sum),
+            (names::CONSUMED_WRITE_CAPACITY_UNITS, Sum),
+            (names::PROVISIONED_READ_CAPACITY_UNITS, Average),
+            (names::PROVISIONED_WRITE_CAPACITY_UNITS, Average),
         ],
-        Service::S3 => &[("BucketSizeBytes", Average), ("NumberOfObjects", Average)],
+        Service::S3 => &[
+            (names::BUCKET_SIZE_BYTES, Average),
+            (names::NUMBER_OF_OBJECTS, Average),
+        ],
     }
 }
 

@@ -29,12 +29,12 @@ pub use metrics::{
 };
 pub use pricing::{split_type, PriceCatalog, TypeSpec, HOURS_PER_MONTH};
 pub use recommend::{
-    analyze, confidence, format_value, order_actions, projection_risk, recommend, Analysis,
-    DependencyIndex, Engine, MetricTrend, DEFAULT_HEADROOM, MAX_ALTERNATIVES,
-    PROJECTION_PERCENTILE, TREND_PENALTY,
+    analyze, confidence, format_value, order_actions, projection_risk, recommend, round2, Analysis,
+    DependencyIndex, Engine, MetricTrend, MAX_ALTERNATIVES, PROJECTION_PERCENTILE, TREND_PENALTY,
 };
 pub use score::{
-    score_from_utilization, utilization_score, DEFAULT_TARGET, SCORE_DAYS, SCORE_PERCENTILE,
+    score_from_utilization, utilization_score, DEFAULT_HEADROOM, DEFAULT_TARGET, SCORE_DAYS,
+    SCORE_PERCENTILE,
 };
 pub use stats::{
     daily, day_start, percentile, statistic, statistic_of_points, window, BatchSummary, DayValue,

@@ -2,6 +2,7 @@
 //! prices per region, instance specs, the size ladder of each family and the
 //! Graviton equivalent of x86 families. A month is 730 hours.
 
+use super::stats::DAY_SECONDS;
 use crate::domain::Service;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -9,6 +10,15 @@ use std::sync::OnceLock;
 
 /// Hours in a billing month, as AWS's calculators use.
 pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// Bytes in the GB S3 bills by.
+pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// How many `days`-long windows make a billing month: scales a total measured
+/// over the window (requests, consumed units) to a monthly one.
+pub(crate) fn windows_per_month(days: u32) -> f64 {
+    HOURS_PER_MONTH * 3600.0 / (f64::from(days) * DAY_SECONDS as f64)
+}
 
 const BUILTIN: &str = include_str!("../../data/prices.json");
 

@@ -26,8 +26,18 @@ pub const SCORE_PERCENTILE: Percentile = Percentile::P95;
 /// Days the score looks back.
 pub const SCORE_DAYS: u32 = 14;
 
+/// Headroom when a rule does not set one, in percent.
+pub const DEFAULT_HEADROOM: f64 = 20.0;
+
 /// Default target utilisation (100 - the default 20% headroom).
-pub const DEFAULT_TARGET: f64 = 80.0;
+pub const DEFAULT_TARGET: f64 = 100.0 - DEFAULT_HEADROOM;
+
+/// The utilisation, in percent, that keeps `headroom` (default
+/// [`DEFAULT_HEADROOM`]) free: the score's target and the limit a
+/// rightsizing target's projected peak must stay under are the same number.
+pub(crate) fn utilization_limit(headroom: Option<f64>) -> f64 {
+    100.0 - headroom.unwrap_or(DEFAULT_HEADROOM)
+}
 
 /// The score of a binding utilisation `u` (percent) against target `target`.
 pub fn score_from_utilization(u: f64, target: f64) -> u8 {

@@ -188,6 +188,7 @@ fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::metric::names;
     use crate::domain::{MetricPoint, Service};
     use proptest::prelude::*;
 
@@ -262,7 +263,7 @@ mod tests {
         let s = MetricSeries {
             resource_id: "i-1".into(),
             service: Service::Ec2,
-            metric: "CPUUtilization".into(),
+            metric: names::CPU_UTILIZATION.into(),
             statistic: "Average".into(),
             period_seconds: 3600,
             points,

@@ -329,6 +329,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::metric::{names, namespaces};
     use crate::domain::Service;
     use proptest::prelude::*;
 
@@ -340,8 +341,8 @@ mod tests {
         MetricRequest::new(
             Service::Ec2,
             format!("i-{i}"),
-            "AWS/EC2",
-            "CPUUtilization",
+            namespaces::EC2,
+            names::CPU_UTILIZATION,
             "Average",
             period,
             &[],

@@ -1,3 +1,4 @@
+use super::metric::namespaces;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -41,13 +42,13 @@ impl Service {
     /// The CloudWatch namespace its metrics live in.
     pub fn namespace(self) -> &'static str {
         match self {
-            Service::Ec2 => "AWS/EC2",
-            Service::Rds => "AWS/RDS",
-            Service::ElastiCache => "AWS/ElastiCache",
-            Service::Lambda => "AWS/Lambda",
-            Service::Ecs => "AWS/ECS",
-            Service::S3 => "AWS/S3",
-            Service::DynamoDb => "AWS/DynamoDB",
+            Service::Ec2 => namespaces::EC2,
+            Service::Rds => namespaces::RDS,
+            Service::ElastiCache => namespaces::ELASTICACHE,
+            Service::Lambda => namespaces::LAMBDA,
+            Service::Ecs => namespaces::ECS,
+            Service::S3 => namespaces::S3,
+            Service::DynamoDb => namespaces::DYNAMODB,
         }
     }
 }

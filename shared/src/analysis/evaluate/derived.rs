@@ -1,0 +1,128 @@
+//! Derived metrics as the context reads them: aggregates computed from their
+//! components' summaries over a span (network bytes, error rate, GETs per GB)
+//! and pointwise series built once per resource (DynamoDB capacity
+//! utilisation). What they mean is defined in [`Derived`].
+
+use super::series::{Ctx, Span};
+use crate::analysis::metrics::Derived;
+use crate::analysis::pricing::GIB;
+use crate::analysis::stats::{Statistic, DAY_SECONDS};
+use crate::domain::MetricPoint;
+use chrono::{DateTime, Utc};
+
+impl Ctx<'_> {
+    /// The series of each component of an aggregate-derived metric.
+    pub(super) fn components_of(&mut self, d: Derived) -> [Option<usize>; 2] {
+        let mut idx = [None; 2];
+        for (j, (m, s)) in d.components().iter().enumerate().take(2) {
+            let st = component_statistic(s);
+            idx[j] = self.find_plain(m, st);
+        }
+        idx
+    }
+
+    /// An aggregate-derived metric over a span, from its components'
+    /// summaries; `None` where a component has no data or the ratio is
+    /// undefined.
+    pub(super) fn aggregate_value(
+        &mut self,
+        d: Derived,
+        idx: [Option<usize>; 2],
+        span: Span,
+        memo: bool,
+    ) -> Option<f64> {
+        let comps = d.components();
+        let mut vals = [0.0f64; 2];
+        for (j, (_, s)) in comps.iter().enumerate().take(2) {
+            let st = component_statistic(s);
+            let sum = self.summary(idx[j]?, span, memo);
+            if sum.count == 0 {
+                return None;
+            }
+            vals[j] = sum.get(st)?;
+        }
+        match d {
+            Derived::NetworkBytes => Some(vals[0] + vals[1]),
+            Derived::ErrorRate => (vals[1] > 0.0).then(|| 100.0 * vals[0] / vals[1]),
+            Derived::GetRequestsPerGb => (vals[1] > 0.0).then(|| vals[0] / (vals[1] / GIB)),
+            Derived::ReadCapacityUtilization | Derived::WriteCapacityUtilization => None,
+        }
+    }
+
+    /// Builds a pointwise derived series (DynamoDB capacity utilisation).
+    pub(super) fn materialise(
+        &mut self,
+        d: Derived,
+        horizon_days: u32,
+    ) -> Option<(Vec<MetricPoint>, i64)> {
+        let comps = d.components();
+        let (consumed_name, provisioned_name) = (comps[0].0, comps[1].0);
+        let consumed = self.find_plain(consumed_name, Statistic::Sum)?;
+        let provisioned = self.find_plain(provisioned_name, Statistic::Average);
+        let cview = &self.views[consumed];
+        let cperiod = cview.period as f64;
+        let attr = match d {
+            Derived::ReadCapacityUtilization => "provisionedReadCapacityUnits",
+            _ => "provisionedWriteCapacityUnits",
+        };
+        let mut out = Vec::new();
+        let mut ci = 0usize;
+        let cpts = &cview.points;
+        let mut consumed_at = |t: DateTime<Utc>| -> f64 {
+            while ci < cpts.len() && cpts[ci].timestamp < t {
+                ci += 1;
+            }
+            match cpts.get(ci) {
+                Some(p) if p.timestamp == t && p.value.is_finite() => p.value,
+                _ => 0.0,
+            }
+        };
+        if let Some(pi) = provisioned {
+            let pview = &self.views[pi];
+            for p in pview.points.iter() {
+                if p.value.is_finite() && p.value > 0.0 {
+                    let c = consumed_at(p.timestamp);
+                    out.push(MetricPoint {
+                        timestamp: p.timestamp,
+                        value: 100.0 * (c / cperiod) / p.value,
+                    });
+                }
+            }
+            return Some((out, pview.period));
+        }
+        let prov = self
+            .resource
+            .attributes
+            .get(attr)
+            .and_then(|v| v.as_f64())?;
+        if prov <= 0.0 || !prov.is_finite() {
+            return None;
+        }
+        // A constant provisioned level: evaluate on the consumed series' grid.
+        let step = cview.period.max(60);
+        let end = self.now_s.div_euclid(step) * step;
+        let start =
+            self.effective_from(Span::back_from(end, i64::from(horizon_days) * DAY_SECONDS));
+        let start = start.div_euclid(step) * step;
+        let mut t = start;
+        while t < end {
+            let ts = DateTime::from_timestamp(t, 0)?;
+            let c = consumed_at(ts);
+            out.push(MetricPoint {
+                timestamp: ts,
+                value: 100.0 * (c / cperiod) / prov,
+            });
+            t += step;
+        }
+        Some((out, step))
+    }
+}
+
+/// The statistic a derived metric's component is read with.
+pub(super) fn component_statistic(s: &str) -> Statistic {
+    if s == "Sum" {
+        Statistic::Sum
+    } else {
+        Statistic::Average
+    }
+}
