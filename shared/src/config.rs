@@ -78,6 +78,12 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Whether this process is a Lambda function (the runtime sets
+/// `AWS_LAMBDA_FUNCTION_NAME`); what changes is only where logs go.
+pub fn in_lambda() -> bool {
+    Env::process().get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+}
+
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A source of configuration variables with the project's one rule set.

@@ -178,7 +178,7 @@ pub fn cycle_failed_document(job_id: &str, error: &str, stack: &str, at: DateTim
 /// Prints an EMF document. In Lambda it must be a log line of its own (that
 /// is what CloudWatch Logs extracts); elsewhere it goes to the log.
 fn emit(doc: &Value) {
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+    if crate::config::in_lambda() {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{doc}");

@@ -60,6 +60,48 @@ impl Source {
     }
 }
 
+/// The lines of `text` outside items marked `#[cfg(test)]` at the top
+/// level (the item runs until its braces balance, or its `;`). Line numbers
+/// of what is kept stay those of the file: removed lines become empty.
+fn without_test_items(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    let mut depth: i64 = 0;
+    let mut opened = false;
+    for line in text.lines() {
+        if !skipping && line == "#[cfg(test)]" {
+            skipping = true;
+            depth = 0;
+            opened = false;
+            out.push(String::new());
+            continue;
+        }
+        if skipping {
+            for c in line.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if (opened && depth <= 0) || (!opened && line.trim_end().ends_with(';')) {
+                skipping = false;
+            }
+            out.push(String::new());
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    // Trailing blank lines (a file ending in its test module) do not count.
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out
+}
+
 fn production_sources() -> Vec<Source> {
     let root = root();
     let mut files = Vec::new();
@@ -74,12 +116,7 @@ fn production_sources() -> Vec<Source> {
         .into_iter()
         .map(|f| {
             let text = std::fs::read_to_string(&f).unwrap();
-            // Test modules sit at the end of a file, after `#[cfg(test)]`.
-            let lines = text
-                .lines()
-                .take_while(|l| *l != "#[cfg(test)]")
-                .map(str::to_string)
-                .collect();
+            let lines = without_test_items(&text);
             Source {
                 path: f
                     .strip_prefix(&root)
@@ -111,6 +148,16 @@ fn offenders<'a>(sources: impl Iterator<Item = &'a Source>, needles: &[&str]) ->
         }
     }
     out
+}
+
+#[test]
+fn test_items_are_cut_out_wherever_they_sit() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests {\n    fn t() { x() }\n}\nfn b() {}\n#[cfg(test)]\nuse foo;\nfn c() {}\n";
+    let kept: Vec<String> = without_test_items(text)
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(kept, ["fn a() {}", "fn b() {}", "fn c() {}"]);
 }
 
 #[test]

@@ -117,7 +117,8 @@ async fn costs_pages_cache_and_forecast() {
     for bad in [
         vec![("granularity", "HOURLY")],
         vec![("start", "2026-11-01"), ("end", "2026-10-01")],
-        vec![("groupBy", "region")],
+        vec![("groupBy", "colour")],
+        vec![("end", "-262143-01-05")],
         vec![("start", "01/10/2026")],
         vec![("end", "2027-01-01")],
     ] {

@@ -20,13 +20,16 @@ impl Emulator {
     /// or one started on first use on a free loopback port.
     pub fn shared() -> &'static Emulator {
         static SHARED: OnceLock<Emulator> = OnceLock::new();
-        SHARED.get_or_init(|| match std::env::var("FINOPS_EMULATOR_URL") {
-            Ok(url) if !url.is_empty() => Emulator {
-                endpoint: url,
-                child: None,
+        SHARED.get_or_init(
+            || match shared::config::Env::process().get("FINOPS_EMULATOR_URL") {
+                Some(url) => Emulator {
+                    endpoint: url,
+                    child: None,
+                },
+                None => Emulator::start()
+                    .unwrap_or_else(|e| panic!("cannot start the AWS emulator: {e}")),
             },
-            _ => Emulator::start().unwrap_or_else(|e| panic!("cannot start the AWS emulator: {e}")),
-        })
+        )
     }
 
     /// Starts a new emulator on a free loopback port (the launcher binds

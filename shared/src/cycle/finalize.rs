@@ -102,7 +102,7 @@ pub(super) async fn finalize(
 
     let t = std::time::Instant::now();
     tracker.run.recommendations = count;
-    tracker.run.monthly_savings_usd = (savings * 100.0).round() / 100.0;
+    tracker.run.monthly_savings_usd = crate::analysis::round2(savings);
     let summary = json!({
         "resourcesAnalysed": tracker.run.resources_analysed,
         "findings": tracker.run.findings,

@@ -52,18 +52,19 @@ pub async fn list(ctx: &Ctx<'_>, q: ListQuery) -> Res {
     }
     let by_service: BTreeMap<String, Value> = by_service
         .into_iter()
-        .map(|(k, (c, v))| (k, json!({ "count": c, "monthlySavingsUsd": round2(v) })))
+        .map(|(k, (c, v))| {
+            (
+                k,
+                json!({ "count": c, "monthlySavingsUsd": shared::analysis::round2(v) }),
+            )
+        })
         .collect();
     Ok(json_response(
         200,
         &json!({
             "cycle": { "runId": run.run_id, "jobId": run.job_id, "status": run.status, "startedAt": run.started_at, "finishedAt": run.finished_at },
             "items": items,
-            "totals": { "count": items.len(), "monthlySavingsUsd": round2(total), "unpriced": unpriced, "byService": by_service },
+            "totals": { "count": items.len(), "monthlySavingsUsd": shared::analysis::round2(total), "unpriced": unpriced, "byService": by_service },
         }),
     ))
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }

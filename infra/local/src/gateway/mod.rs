@@ -53,6 +53,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+mod management;
+use management::*;
+
 /// API Gateway's WebSocket frame size quota.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// API Gateway's WebSocket message payload quota (inbound and `@connections`).
@@ -781,120 +784,4 @@ impl Shared {
         event.request_context.disconnect_reason = Some(ending.reason);
         let _ = self.invoke(handler, event).await;
     }
-}
-
-/// An error of the management API, shaped as the SDK parses it.
-fn api_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-amzn-errortype", kind)
-        .body(Body::from(
-            serde_json::json!({ "message": message }).to_string(),
-        ))
-        .unwrap_or_default()
-}
-
-fn gone() -> Response<Body> {
-    api_error(StatusCode::GONE, "GoneException", "")
-}
-
-async fn post_to(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response<Body> {
-    if body.len() > MAX_MESSAGE_BYTES {
-        return api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            "Message too long",
-        );
-    }
-    let Some(conn) = shared.connection(&id) else {
-        return gone();
-    };
-    let (done, written) = oneshot::channel();
-    if conn
-        .outbound
-        .send(Outbound::Data {
-            payload: body,
-            done: Some(done),
-        })
-        .await
-        .is_err()
-    {
-        return gone();
-    }
-    match written.await {
-        Ok(true) => Response::builder()
-            .status(StatusCode::OK)
-            .body(Body::empty())
-            .unwrap_or_default(),
-        _ => gone(),
-    }
-}
-
-async fn get_connection(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-) -> Response<Body> {
-    let Some(conn) = shared.connection(&id) else {
-        return gone();
-    };
-    let last = DateTime::from_timestamp_millis(conn.last_active.load(Ordering::Relaxed))
-        .unwrap_or(conn.connected_at);
-    let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut identity = serde_json::json!({ "sourceIp": conn.source_ip });
-    if let Some(ua) = &conn.user_agent {
-        identity["userAgent"] = serde_json::Value::String(ua.clone());
-    }
-    let body = serde_json::json!({
-        "connectedAt": iso(conn.connected_at),
-        "lastActiveAt": iso(last),
-        "identity": identity,
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
-}
-
-async fn delete_connection(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-) -> Response<Body> {
-    let Some(conn) = shared.lock_connections().remove(&id) else {
-        return gone();
-    };
-    let _ = conn.outbound.send(Outbound::Close).await;
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(Body::empty())
-        .unwrap_or_default()
-}
-
-// The same API under a stage prefix, as the AWS endpoint
-// `https://{api}.execute-api.{region}.amazonaws.com/{stage}` has it.
-async fn post_to_staged(
-    state: State<Arc<Shared>>,
-    Path((_, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Response<Body> {
-    post_to(state, Path(id), body).await
-}
-
-async fn get_connection_staged(
-    state: State<Arc<Shared>>,
-    Path((_, id)): Path<(String, String)>,
-) -> Response<Body> {
-    get_connection(state, Path(id)).await
-}
-
-async fn delete_connection_staged(
-    state: State<Arc<Shared>>,
-    Path((_, id)): Path<(String, String)>,
-) -> Response<Body> {
-    delete_connection(state, Path(id)).await
 }
