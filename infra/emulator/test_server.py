@@ -385,7 +385,7 @@ def test_query_xml_identical_to_moto_serializer():
 
     sys.path.insert(0, str(SERVER.parent))
     try:
-        import server
+        from finops_emulator.cloudwatch_render import render_get_metric_data_xml
     finally:
         sys.path.remove(str(SERVER.parent))
     from moto.core.serialize import QuerySerializer, XFormedAttributePicker
@@ -405,7 +405,7 @@ def test_query_xml_identical_to_moto_serializer():
         ser = QuerySerializer(operation_model=op, pretty_print=False,
                               value_picker=XFormedAttributePicker())
         want = ser.serialize({"MetricDataResults": results, "NextToken": token})["body"]
-        got = server.render_get_metric_data_xml(results, token)
+        got = render_get_metric_data_xml(results, token)
         strip = lambda body: re.sub(r"<RequestId>.*</RequestId>", "", body)  # noqa: E731
         assert strip(got) == strip(want)
 
