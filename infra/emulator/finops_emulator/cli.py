@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import cloudwatch, dynamodb_query, dynamodb_transactions, query_parser, seed
+from . import cloudwatch, dynamodb_query, dynamodb_transactions, query_parser, seed, sqs
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
 
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_query.install_dynamodb_query_patch()
         seed._PATCHED = True
 
+    # Belongs to SerializedServices (its SQS lock), so installed in every mode.
+    sqs.install_sqs_long_poll_patch()
     app = SeedEndpoint(SerializedServices(DomainDispatcherApplication(create_backend_app)))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     host, port = server.server_address[:2]

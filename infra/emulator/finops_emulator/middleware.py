@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from . import sqs
+
 
 class SerializedServices:
     """WSGI middleware: one request at a time per stateful service.
@@ -16,13 +18,17 @@ class SerializedServices:
     approval transactions succeeded). Serialising per service restores the
     guarantees the code under test relies on; CloudWatch and the rest stay
     concurrent.
+
+    The SQS lock is ``sqs.LOCK``: a ReceiveMessage long poll releases it
+    while it waits (``sqs.install_sqs_long_poll_patch``), so a poll never
+    holds up SendMessage and the rest; each receive pass still runs under it.
     """
 
     PREFIXES = (("DynamoDB_", "dynamodb"), ("AmazonSQS.", "sqs"))
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.locks = {name: threading.Lock() for _, name in self.PREFIXES}
+        self.locks = {"dynamodb": threading.Lock(), "sqs": sqs.LOCK}
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
