@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from . import dynamodb_query
+
 
 def install_dynamodb_transaction_patch() -> None:
     """TransactWriteItems without deep-copying whole tables.
@@ -81,11 +83,13 @@ def install_dynamodb_transaction_patch() -> None:
                 if current is not None:
                     originals.setdefault(id(table), []).append((h, r, current))
                     table.items[h][r] = real_copy.deepcopy(current)
+                    dynamodb_query.note_changed(table, h, r)
             else:
                 current = table.items.get(h)
                 if current is not None:
                     originals.setdefault(id(table), []).append((h, None, current))
                     table.items[h] = real_copy.deepcopy(current)
+                    dynamodb_query.note_changed(table, h, None)
 
     def transact_write_items(self: Any, transact_items: list) -> None:
         originals.clear()
