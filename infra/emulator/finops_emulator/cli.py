@@ -18,7 +18,9 @@ import time
 import urllib.error
 import urllib.request
 
-from . import cloudwatch, dynamodb_query, dynamodb_transactions, query_parser, seed, sqs
+from . import (
+    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, query_parser, seed, sqs,
+)
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
 
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         cloudwatch.install_cloudwatch_patch()
         dynamodb_transactions.install_dynamodb_transaction_patch()
         dynamodb_query.install_dynamodb_query_patch()
+        dynamodb_render.install_dynamodb_render_patch()
         seed._PATCHED = True
 
     # Belongs to SerializedServices (its SQS lock), so installed in every mode.
