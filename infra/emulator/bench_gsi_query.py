@@ -15,7 +15,8 @@ and in the patched one, then times, as seen by boto3:
     re-sorts a bucket after a write to it;
   * a Query on the table key, for reference.
 Both servers must return the same items (checked). A call over --timeout
-seconds is reported as timed out.
+seconds is reported as timed out. ``--server PATH`` measures another
+launcher (an older checkout) instead of this directory's server.py.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ FILTER = dict(FilterExpression="attribute_not_exists(#ttl) OR #ttl > :now",
               ExpressionAttributeNames={"#ttl": "ttl"})
 
 
-def start(*extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--host", "127.0.0.1", "--port", "0",
+def start(server: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, str(server), "--host", "127.0.0.1", "--port", "0",
                              "--parent-pid", str(os.getpid()), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     ready, _, _ = select.select([proc.stdout], [], [], 30)
@@ -120,8 +121,8 @@ def timed(fn, *args):
     return time.perf_counter() - t, result
 
 
-def run(mode: str, items: list[dict], timeout: float) -> dict:
-    proc, url = start(*(("--no-patch",) if mode == "plain" else ()))
+def run(mode: str, items: list[dict], timeout: float, server: Path) -> dict:
+    proc, url = start(server, *(("--no-patch",) if mode == "plain" else ()))
     try:
         ddb = client(url, timeout)
         res: dict = {"load": create(ddb, items)}
@@ -150,11 +151,13 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per call")
     ap.add_argument("--patched-only", action="store_true")
+    ap.add_argument("--server", type=Path, default=SERVER,
+                    help="launcher to measure (e.g. an older server.py)")
     args = ap.parse_args()
     items = dataset(args.items)
     fleet = sum(1 for i in items if i["topic"]["S"] == "fleet")
     modes = ["patched"] if args.patched_only else ["plain", "patched"]
-    results = {m: run(m, items, args.timeout) for m in modes}
+    results = {m: run(m, items, args.timeout, args.server) for m in modes}
 
     if "plain" in results:
         for key in ("small", "fleet"):
