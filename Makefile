@@ -25,7 +25,7 @@ unit:
 	cargo test --workspace
 
 emulator-tests:
-	$(PY) -m pytest -q infra/emulator/test_server.py
+	$(PY) -m pytest -q infra/emulator/
 
 # SAM CLI and cfn-lint work offline and without credentials; they only want
 # a region to name ARNs with.
