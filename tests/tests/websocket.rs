@@ -506,3 +506,72 @@ async fn malformed_frames_get_error_frames_and_the_connection_stays_open() {
     assert_eq!(dev.gateway.open_connections(), 1);
     dev.shutdown().await;
 }
+
+/// The question a WebSocket client asks is the one the processor answers:
+/// each shape the edge acknowledges (a Cost Explorer dimension, an account
+/// spelled as Cost Explorer names it, a tag) ends `succeeded`, through SQS
+/// and the real processor, and its report reaches the client.
+#[tokio::test]
+async fn every_acknowledged_cost_question_succeeds_in_the_processor() {
+    let dev = dev(Seed::None).await;
+    let mut client = connect(&dev, &token(&dev, "vera", Role::Viewer)).await;
+    subscribe(&mut client, &["jobs", "costs"]).await;
+    let today = chrono::Utc::now().date_naive();
+    let start = (today - chrono::Duration::days(20)).to_string();
+    let end = today.to_string();
+    let questions = [
+        json!({"groupBy": "REGION"}),
+        json!({"groupBy": "LINKED_ACCOUNT", "granularity": "monthly"}),
+        json!({"groupBy": "tag:team"}),
+        json!({}),
+    ];
+    for (i, q) in questions.iter().enumerate() {
+        let mut frame = json!({
+            "action": "analyzeCosts",
+            "start": start,
+            "end": end,
+            "requestId": format!("costs-{i}"),
+        });
+        for (k, v) in q.as_object().unwrap() {
+            frame[k] = v.clone();
+        }
+        send(&mut client, frame).await;
+        let ack = next_frame(&mut client).await;
+        assert_eq!(ack["type"], "ack", "{q}: {ack}");
+        let job_id = ack["jobId"].as_str().unwrap().to_string();
+        // Its completion (after a cost.report) arrives without polling.
+        let completed = loop {
+            let f = next_frame(&mut client).await;
+            assert_ne!(f["type"], "job.failed", "{q}: {f}");
+            if f["type"] == "job.completed" && f["jobId"] == job_id.as_str() {
+                break f;
+            }
+        };
+        assert_eq!(completed["summary"]["currency"], "USD", "{completed}");
+        let job = shared::store::JobStore::get(
+            &dev.functions.processor.jobs,
+            &job_id,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            job.status,
+            shared::domain::JobStatus::Succeeded,
+            "{q}: {:?}",
+            job.error
+        );
+    }
+    // What the processor could not run is refused at the edge, with a
+    // reason, and queues nothing.
+    send(
+        &mut client,
+        json!({"action": "analyzeCosts", "start": start, "end": end, "granularity": "HOURLY", "requestId": "h"}),
+    )
+    .await;
+    let refused = next_frame(&mut client).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("granularity"));
+    dev.shutdown().await;
+}
