@@ -63,6 +63,8 @@ bench: bootstrap bench-startup
 	cargo run --release -q -p finops-demo --bin cycle-bench
 	$(PY) infra/emulator/bench_getmetricdata.py
 	cargo bench -p e2e --bench websocket_fanout
+	# Trigger to job succeeded on the demo estate, through make dev's stack.
+	cargo bench -p e2e --bench trigger_latency
 
 ## One full cycle, headless, through the real path; prints the recommendations.
 ## The emulator listens on 127.0.0.1:4566 (FINOPS_EMULATOR_PORT to change it).
