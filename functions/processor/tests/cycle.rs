@@ -529,3 +529,96 @@ async fn a_dry_run_recommends_without_opening_approval_requests() {
     let result = done.result.expect("a completed job carries its summary");
     assert_eq!(result["dryRun"], true);
 }
+
+/// One in ten AWS answers replaced by a throttle or a 503 after the request
+/// landed, on every client the processor has: the cycle completes through
+/// the SDK's retries (or a redelivery), with every write once.
+#[tokio::test]
+async fn a_cycle_under_ten_percent_injected_faults_completes_with_nothing_doubled() {
+    let h = harness().await;
+    h.seed_ec2(4, 3).await;
+    let faults = finops_local::faults::FaultInjector::new(10, 20261201);
+    let aws = &h.stack.config;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(aws)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(aws)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(aws)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    let rec = Recorder::default();
+    let p = Processor::with_clients(
+        h.config(&[]),
+        ddb,
+        cloudwatch,
+        sqs,
+        aws_sdk_costexplorer::Client::new(aws),
+        Box::new(rec.clone()),
+    );
+    // The job is submitted through a client without faults: what is under
+    // test is the cycle.
+    let clean = h.processor(&[], Recorder::default()).await;
+    let job = h.submit_cycle(&clean, "job-faults").await;
+
+    // Redeliveries as Lambda's event source would make them, until done.
+    let mut rounds = 0;
+    loop {
+        let status = clean
+            .jobs
+            .get(&job.id, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .status;
+        if status.is_finished() || rounds > 20 {
+            break;
+        }
+        h.drain(&p, 10, 1).await;
+        rounds += 1;
+        // A failed attempt's lease (2 s in this harness) must lapse first.
+        if !clean
+            .jobs
+            .get(&job.id, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .is_finished()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        }
+    }
+    let (attempts, injected) = faults.counts();
+    assert!(injected > 0, "no fault was injected in {attempts} attempts");
+    let done = clean.jobs.get(&job.id, now()).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
+
+    let requests = all_requests(&clean).await;
+    assert!(requests.len() >= 4, "{}", requests.len());
+    let mut resources: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.recommendation.resource_id.clone(),
+                r.recommendation.action,
+            )
+        })
+        .collect();
+    resources.sort_by(|a, b| a.0.cmp(&b.0));
+    resources.dedup();
+    assert_eq!(resources.len(), requests.len(), "a request opened twice");
+    assert_eq!(
+        audit_count(&clean, "approval.requested").await,
+        requests.len()
+    );
+    assert_eq!(audit_count(&clean, "cycle.completed").await, 1);
+    println!("{injected} faults injected in {attempts} attempts, {rounds} deliveries");
+}

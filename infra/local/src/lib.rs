@@ -6,6 +6,7 @@ pub mod demo_estate;
 mod emulator;
 pub mod estate;
 pub mod event_source;
+pub mod faults;
 pub mod gateway;
 pub mod rest;
 pub mod schedule;
