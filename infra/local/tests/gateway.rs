@@ -637,3 +637,77 @@ async fn events_carry_every_field_of_the_api_gateway_samples() {
         &fixture("ws-disconnect/disconnect.json"),
     );
 }
+
+/// A client that breaks the protocol (a reserved bit set without an
+/// extension) is answered with a close frame, 1002, before the TCP
+/// connection goes (RFC 6455 7.1.7), and `$disconnect` still runs.
+#[tokio::test]
+async fn a_protocol_error_gets_a_close_frame_not_a_dropped_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (gw, mut seen) = start(GatewayConfig::default()).await;
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    let request = format!(
+        "GET /?token=good HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        gw.addr()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // FIN + RSV1 + text, masked, empty payload.
+    tcp.write_all(&[0xC1, 0x80, 1, 2, 3, 4]).await.unwrap();
+    let mut frame = [0u8; 4];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut frame))
+        .await
+        .expect("a close frame arrives")
+        .expect("the socket is readable");
+    assert_eq!(frame[0], 0x88, "a final close frame: {frame:?}");
+    assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 1002, "{frame:?}");
+    let gone = tokio::time::timeout(WAIT, seen.disconnects.recv())
+        .await
+        .expect("$disconnect runs");
+    assert!(gone.is_some());
+}
+
+/// `@connections` refuses a caller that does not sign its request, as API
+/// Gateway does; the SDK's signed calls go through (the test above).
+#[tokio::test]
+async fn an_unsigned_connections_call_is_forbidden_and_delivers_nothing() {
+    let (gw, _seen) = start(GatewayConfig::default()).await;
+    let mut client = connect(&gw, "token=good").await.unwrap();
+    let http = shared::tls::http_client().build().unwrap();
+    let url = format!("http://{}/@connections/anything", gw.addr());
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        let r = http
+            .request(method.clone(), &url)
+            .body("{\"type\":\"spoof\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{method}");
+    }
+    let forged = http
+        .post(&url)
+        .header("authorization", "Bearer whatever")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    // Nothing reached the connected client.
+    let nothing = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
+    assert!(nothing.is_err(), "{nothing:?}");
+}

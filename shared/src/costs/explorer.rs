@@ -148,7 +148,8 @@ impl CostSource for CostExplorerSource {
             }
         }
         let periods: Vec<PeriodCost> = periods.into_values().collect();
-        let total = periods.iter().map(|p| p.total).sum::<f64>();
+        // An empty sum of f64 is -0.0; a report says 0.
+        let total = periods.iter().map(|p| p.total).sum::<f64>() + 0.0;
         let mut by_group: Vec<GroupCost> = by_group
             .into_iter()
             .map(|(key, amount)| GroupCost { key, amount })

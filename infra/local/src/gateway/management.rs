@@ -17,6 +17,33 @@ pub(super) fn api_error(status: StatusCode, kind: &str, message: &str) -> Respon
         .unwrap_or_default()
 }
 
+/// API Gateway answers an unsigned `@connections` call with 403; so does
+/// this one. The signature itself cannot be checked against the emulator's
+/// throwaway credentials, but a caller that does not sign at all (anyone on
+/// loopback with curl) is refused, as in AWS.
+pub(super) async fn require_signature(
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let signed = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("AWS4-HMAC-SHA256 ")
+                && v.contains("Credential=")
+                && v.contains("Signature=")
+        });
+    if !signed {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Missing Authentication Token",
+        );
+    }
+    next.run(req).await
+}
+
 pub(super) fn gone() -> Response<Body> {
     api_error(StatusCode::GONE, "GoneException", "")
 }

@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -151,8 +151,7 @@ impl Gateway {
             stop: stop_rx.clone(),
             tasks: Mutex::new(Vec::new()),
         });
-        let app = Router::new()
-            .route("/", any(upgrade))
+        let management = Router::new()
             .route(
                 "/@connections/{id}",
                 get(get_connection).post(post_to).delete(delete_connection),
@@ -163,6 +162,10 @@ impl Gateway {
                     .post(post_to_staged)
                     .delete(delete_connection_staged),
             )
+            .route_layer(axum::middleware::from_fn(require_signature));
+        let app = Router::new()
+            .route("/", any(upgrade))
+            .merge(management)
             .with_state(shared.clone());
         let mut stop = stop_rx;
         let server = tokio::spawn(async move {
@@ -616,6 +619,20 @@ async fn run_connection(shared: Arc<Shared>, id: String, mut info: Connection, m
                 }
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                     break Ending::by_gateway(CloseCode::Size, "Message too big");
+                }
+                // RFC 6455 7.1.7: a peer that breaks the protocol is told so
+                // with a close frame (1002, or 1007 for text that is not
+                // UTF-8) before the TCP connection goes.
+                // A peer that vanished without a closing handshake broke no
+                // rule of the frames: that is 1006 below, not 1002.
+                Some(Err(WsError::Protocol(e)))
+                    if !matches!(e, ProtocolError::ResetWithoutClosingHandshake) =>
+                {
+                    tracing::info!(error = %e, "protocol error from a client");
+                    break Ending::by_gateway(CloseCode::Protocol, "Protocol error");
+                }
+                Some(Err(WsError::Utf8(_))) => {
+                    break Ending::by_gateway(CloseCode::Invalid, "Invalid frame payload data");
                 }
                 Some(Err(e)) => break Ending::abnormal(format!("Connection lost: {e}")),
                 None => break Ending::abnormal("Connection lost"),
