@@ -65,6 +65,9 @@ bench: bootstrap bench-startup
 	cargo bench -p e2e --bench websocket_fanout
 	# Trigger to job succeeded on the demo estate, through make dev's stack.
 	cargo bench -p e2e --bench trigger_latency
+	# 200 REST clients and 2,000 WebSocket connections for 2 minutes, a cycle and
+	# racing approvals running (FINOPS_LOAD_REST, FINOPS_LOAD_WS, FINOPS_LOAD_SECONDS).
+	cargo bench -p e2e --bench load
 
 ## One full cycle, headless, through the real path; prints the recommendations.
 ## The emulator listens on 127.0.0.1:4566 (FINOPS_EMULATOR_PORT to change it).
