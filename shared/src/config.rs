@@ -78,6 +78,28 @@ impl fmt::Display for Secret {
     }
 }
 
+/// How long an AWS call may take. Without these the SDK waits for ever: a
+/// stalled endpoint would hold a function until Lambda's own timeout, and
+/// the api past API Gateway's 29 s. An attempt is cut at 20 s (a page of
+/// GetMetricData is the slowest honest call), the whole call with its
+/// retries at 28 s, just inside API Gateway's limit.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(28))
+        .build()
+}
+
+/// The SDK configuration a deployed function loads once: the standard
+/// chain (region, credentials, `AWS_ENDPOINT_URL`) with [`sdk_timeouts`].
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
+        .load()
+        .await
+}
+
 /// Whether this process is a Lambda function (the runtime sets
 /// `AWS_LAMBDA_FUNCTION_NAME`); what changes is only where logs go.
 pub fn in_lambda() -> bool {
@@ -278,6 +300,16 @@ mod tests {
         assert_eq!(format!("{s}"), "***");
         assert_eq!(s.expose(), "a-very-secret-value-of-32-bytes!!");
         assert!(env.require_secret("S", 64).is_err());
+    }
+
+    #[test]
+    fn aws_calls_end_before_api_gateway_gives_up() {
+        let t = sdk_timeouts();
+        let op = t.operation_timeout().unwrap_or_default();
+        let attempt = t.operation_attempt_timeout().unwrap_or_default();
+        assert!(!attempt.is_zero() && attempt <= op, "{t:?}");
+        assert!(op < std::time::Duration::from_secs(29), "{t:?}");
+        assert!(t.connect_timeout().is_some());
     }
 
     #[test]

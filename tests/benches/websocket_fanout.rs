@@ -74,7 +74,7 @@ fn main() {
 /// The child: the gateway with the real handlers, configured from the
 /// environment the parent resolved from template.yaml.
 async fn gateway_child() {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::config::load_sdk_config().await;
     let gateway = Arc::new(
         WsFunctions::from_env(&Env::process(), &aws)
             .expect("the WebSocket functions' configuration"),

@@ -4,7 +4,7 @@ use lambda_http::{service_fn, Request};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::config::load_sdk_config().await;
     let app = App::from_env(&Env::process(), &aws)?;
     lambda_http::run(service_fn(|req: Request| {
         let app = &app;

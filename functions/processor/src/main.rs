@@ -5,7 +5,7 @@ use processor::{handle, Env, Processor};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::config::load_sdk_config().await;
     let processor = Processor::from_env(&Env::process(), &aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let processor = &processor;

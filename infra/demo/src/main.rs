@@ -62,7 +62,7 @@ async fn run() -> Result<(), String> {
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
     std::env::set_var("AWS_REGION", "us-east-1");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::config::load_sdk_config().await;
 
     let template = Template::load().map_err(|e| e.to_string())?;
     let stack = LocalStack::create(&aws, &emulator.endpoint, &template, "finops")

@@ -170,6 +170,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "local",
         ))
+        .timeout_config(shared::config::sdk_timeouts())
         .load()
         .await
 }

@@ -52,6 +52,20 @@ impl EventSource {
             .max_number_of_messages(self.batch_size)
             .wait_time_seconds(self.wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            // A long poll legitimately outlasts the SDK's attempt timeout.
+            .config_override(
+                aws_sdk_sqs::config::Builder::new().timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(std::time::Duration::from_secs(
+                            self.wait_seconds.max(0) as u64 + 10,
+                        ))
+                        .operation_timeout(std::time::Duration::from_secs(
+                            self.wait_seconds.max(0) as u64 + 20,
+                        ))
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(|e| format!("{e:?}"))?;

@@ -462,7 +462,7 @@ async fn processor_child() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("FINOPS_BENCH_NOW: {e}"))?;
     let now = DateTime::from_timestamp(now_secs, 0).ok_or("FINOPS_BENCH_NOW out of range")?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::config::load_sdk_config().await;
     let counter = CallCounter::new();
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&aws)
