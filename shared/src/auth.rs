@@ -36,7 +36,8 @@ impl Identity {
         crate::domain::has_role(&self.roles, needed)
     }
 
-    /// The identity an API Gateway authorizer already verified: its claims
+    /// The identity an API Gateway authorizer already verified, without any
+    /// audience check: edges use [`Verifier::authorizer_identity`]. Its claims
     /// object (`requestContext.authorizer.claims` for REST APIs,
     /// `requestContext.authorizer.jwt.claims` for HTTP APIs). Groups arrive
     /// as a JSON array, or flattened to a string such as `[admin viewer]` or
@@ -217,13 +218,49 @@ struct Claims {
     sub: Option<String>,
     exp: i64,
     nbf: Option<i64>,
-    #[serde(default)]
-    aud: Option<OneOrMany>,
-    client_id: Option<String>,
+    #[serde(flatten)]
+    audience: AudienceClaims,
     #[serde(rename = "cognito:username")]
     username: Option<String>,
     #[serde(rename = "cognito:groups", default)]
     groups: Vec<String>,
+}
+
+/// Who a token was issued to. Cognito's ID tokens name the app client in
+/// `aud`, its access tokens in `client_id`, each with its `token_use`; a
+/// token without `token_use` (local HS256) may match either.
+#[derive(Debug, Deserialize)]
+struct AudienceClaims {
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    token_use: Option<String>,
+}
+
+impl AudienceClaims {
+    fn check(&self, audience: &str) -> Result<(), AuthError> {
+        let by_aud = self.aud.as_ref().is_some_and(|a| a.contains(audience));
+        let by_client = self.client_id.as_deref() == Some(audience);
+        let ok = match self.token_use.as_deref() {
+            None => by_aud || (self.aud.is_none() && by_client),
+            Some("id") => by_aud,
+            Some("access") => by_client,
+            Some(other) => {
+                return Err(AuthError::Invalid(format!(
+                    "a token of use '{other}' is not accepted"
+                )))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(
+                "the token is for another audience".into(),
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +311,18 @@ impl Verifier {
             fetcher,
             keys: RwLock::new(None),
         }
+    }
+
+    /// The caller named by an API Gateway authorizer's claims, held to the
+    /// audience and `token_use` rules of [`Verifier::verify`]: the authorizer
+    /// vouches for the signature, not that the token was issued to us (a
+    /// user pool serves several app clients).
+    pub fn authorizer_identity(&self, claims: &serde_json::Value) -> Result<Identity, AuthError> {
+        let audience: AudienceClaims = serde_json::from_value(claims.clone())
+            .map_err(|e| AuthError::Invalid(format!("the authorizer's claims: {e}")))?;
+        audience.check(&self.config.audience)?;
+        Identity::from_authorizer_claims(claims)
+            .ok_or_else(|| AuthError::Invalid("the authorizer's claims name no user".into()))
     }
 
     pub fn is_disabled(&self) -> bool {
@@ -337,22 +386,7 @@ impl Verifier {
         if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECONDS > t) {
             return Err(AuthError::NotYetValid);
         }
-        let audience_ok = claims
-            .aud
-            .as_ref()
-            .map(|a| a.contains(&self.config.audience))
-            .or_else(|| {
-                claims
-                    .client_id
-                    .as_ref()
-                    .map(|c| c == &self.config.audience)
-            })
-            .unwrap_or(false);
-        if !audience_ok {
-            return Err(AuthError::Invalid(
-                "the token is for another audience".into(),
-            ));
-        }
+        claims.audience.check(&self.config.audience)?;
         let user_id = claims
             .username
             .or(claims.sub)
@@ -585,6 +619,70 @@ mod tests {
             assert_eq!(id.expires_at, Some(now()));
         }
         assert!(Identity::from_authorizer_claims(&serde_json::json!({})).is_none());
+    }
+
+    #[test]
+    fn authorizer_claims_of_another_audience_or_token_use_are_refused() {
+        let v = Verifier::new(config());
+        let ok = [
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "client_id": "finops-lambda", "token_use": "access"}),
+            serde_json::json!({"sub": "u1", "aud": ["x", "finops-lambda"]}),
+        ];
+        for claims in ok {
+            assert_eq!(
+                v.authorizer_identity(&claims).unwrap().user_id,
+                "u1",
+                "{claims}"
+            );
+        }
+        let refused = [
+            serde_json::json!({"sub": "u1"}),
+            serde_json::json!({"sub": "u1", "aud": "someone-else", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "client_id": "someone-else", "token_use": "access"}),
+            // An ID token's audience is `aud`, an access token's `client_id`.
+            serde_json::json!({"sub": "u1", "client_id": "finops-lambda", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "access"}),
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "refresh"}),
+        ];
+        for claims in refused {
+            assert!(
+                matches!(v.authorizer_identity(&claims), Err(AuthError::Invalid(_))),
+                "{claims}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_of_another_token_use_are_refused() {
+        let v = Verifier::new(config());
+        #[derive(Serialize)]
+        struct WithUse {
+            #[serde(flatten)]
+            base: LocalClaims,
+            token_use: &'static str,
+        }
+        let sign = |token_use| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &WithUse {
+                    base: claims(&[Role::Viewer]),
+                    token_use,
+                },
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        assert!(v.verify(Some(&sign("id")), now()).await.is_ok());
+        for bad in ["access", "refresh"] {
+            assert!(
+                matches!(
+                    v.verify(Some(&sign(bad)), now()).await,
+                    Err(AuthError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     struct FixedJwks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
