@@ -136,7 +136,23 @@ impl AuthConfig {
     /// `AUTH_HS256_SECRET` or `AUTH_DISABLED=true`. Without a JWKS URL or a
     /// secret, the JWKS is the issuer's well-known one (Cognito's layout).
     pub fn from_env(env: &Env) -> Result<AuthConfig, ConfigError> {
-        if env.flag("AUTH_DISABLED", false)? {
+        Self::from_env_in(env, crate::config::in_lambda())
+    }
+
+    /// [`AuthConfig::from_env`] with the runtime named, so the rule is
+    /// testable without the process environment. `AUTH_DISABLED` makes every
+    /// caller an admin: a deployed function refuses it, and a stray one in a
+    /// developer's shell loses to the verification settings `make dev` gives.
+    pub fn from_env_in(env: &Env, in_lambda: bool) -> Result<AuthConfig, ConfigError> {
+        let disabled = env.flag("AUTH_DISABLED", false)?;
+        let explicit = env.get("AUTH_HS256_SECRET").is_some() || env.get("AUTH_JWKS_URL").is_some();
+        if disabled && explicit {
+            tracing::warn!("AUTH_DISABLED is ignored: token verification is configured");
+        } else if disabled && in_lambda {
+            return Err(ConfigError::Rule(
+                "AUTH_DISABLED is for local use only and is refused in Lambda".into(),
+            ));
+        } else if disabled {
             return Ok(AuthConfig {
                 issuer: String::new(),
                 audience: String::new(),
@@ -579,6 +595,39 @@ mod tests {
         );
         let id = v.verify(None, now()).await.unwrap();
         assert!(id.has(Role::Admin));
+    }
+
+    #[test]
+    fn disabled_auth_is_refused_in_lambda_and_loses_to_explicit_settings() {
+        let disabled = Env::from_pairs(&[("AUTH_DISABLED", "true")]);
+        assert!(matches!(
+            AuthConfig::from_env_in(&disabled, true),
+            Err(ConfigError::Rule(_))
+        ));
+        assert_eq!(
+            AuthConfig::from_env_in(&disabled, false).unwrap().mode,
+            KeyMode::Disabled
+        );
+        let base = [
+            ("AUTH_DISABLED", "true"),
+            ("AUTH_ISSUER", "finops-local"),
+            ("AUTH_AUDIENCE", "finops-lambda"),
+        ];
+        let hs = Env::from_pairs(&base)
+            .with(&[("AUTH_HS256_SECRET", "a-local-secret-of-at-least-32-bytes!")]);
+        let jwks = Env::from_pairs(&base).with(&[("AUTH_JWKS_URL", "https://issuer/jwks.json")]);
+        for in_lambda in [false, true] {
+            assert!(matches!(
+                AuthConfig::from_env_in(&hs, in_lambda).unwrap().mode,
+                KeyMode::Hs256 { .. }
+            ));
+            assert_eq!(
+                AuthConfig::from_env_in(&jwks, in_lambda).unwrap().mode,
+                KeyMode::Rs256 {
+                    jwks_url: "https://issuer/jwks.json".into()
+                }
+            );
+        }
     }
 
     #[test]
