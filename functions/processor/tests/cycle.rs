@@ -529,3 +529,37 @@ async fn a_dry_run_recommends_without_opening_approval_requests() {
     let result = done.result.expect("a completed job carries its summary");
     assert_eq!(result["dryRun"], true);
 }
+
+#[tokio::test]
+async fn a_failed_job_tells_its_subscribers_a_category_not_the_aws_error() {
+    let h = harness().await;
+    let recorder = Recorder::default();
+    let missing = "finops-thresholds-that-does-not-exist";
+    let p = h
+        .processor(&[("THRESHOLDS_TABLE", missing)], recorder.clone())
+        .await;
+    let job = h.submit_cycle(&p, "job-missing-table").await;
+    h.drain(&p, 10, 10).await;
+    let job = p.jobs.get(&job.id, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let failed: Vec<String> = recorder
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    for text in [job.error.clone().unwrap_or_default(), failed[0].clone()] {
+        assert!(
+            text.contains("job-missing-table"),
+            "names its reference: {text}"
+        );
+        for internal in [missing, "ResourceNotFound", "Exception", "arn:"] {
+            assert!(!text.contains(internal), "{internal} in {text}");
+        }
+    }
+}
