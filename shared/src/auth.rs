@@ -16,9 +16,16 @@ use tokio::sync::RwLock;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: i64 = 30;
+/// Fetched keys are used this long, then fetched again: a key the issuer
+/// withdrew stops verifying within the hour.
+const JWKS_TTL: Duration = Duration::from_secs(3600);
 /// An unknown `kid` triggers a JWKS refetch at most this often, so a flood
-/// of forged tokens cannot turn into a flood of requests to the issuer.
-const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(300);
+/// of forged tokens cannot turn into a flood of requests to the issuer,
+/// while a rotated-in key is picked up quickly.
+const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed fetch, requests fail fast (or use the keys already held)
+/// this long instead of each waiting on the issuer again.
+const JWKS_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -300,12 +307,72 @@ struct CachedKeys {
     fetched: Instant,
 }
 
+/// The last keys fetched and the last failure to fetch them.
+#[derive(Default)]
+struct KeyCache {
+    keys: Option<CachedKeys>,
+    failed: Option<(Instant, String)>,
+}
+
+impl KeyCache {
+    /// The answer for `kid` at `now` without fetching, or `None` when a fetch
+    /// is due.
+    fn answer(&self, kid: &str, now: Instant) -> Option<Result<DecodingKey, AuthError>> {
+        let age = |t: Instant| now.saturating_duration_since(t);
+        let found = self.keys.as_ref().and_then(|c| c.keys.find(kid));
+        if let Some(c) = &self.keys {
+            match found {
+                Some(jwk) if age(c.fetched) < JWKS_TTL => return Some(decoding_key(jwk)),
+                None if age(c.fetched) < JWKS_REFRESH_MIN_INTERVAL => {
+                    return Some(Err(unknown_kid(kid)))
+                }
+                _ => {}
+            }
+        }
+        match &self.failed {
+            Some((at, error)) if age(*at) < JWKS_FAILURE_BACKOFF => {
+                Some(self.without_fetch(kid, now, error))
+            }
+            _ => None,
+        }
+    }
+
+    /// When the issuer cannot be asked: keys held for `kid` (even past their
+    /// TTL), a 401 for a kid that fresh keys do not know, else a 503.
+    fn without_fetch(
+        &self,
+        kid: &str,
+        now: Instant,
+        error: &str,
+    ) -> Result<DecodingKey, AuthError> {
+        match &self.keys {
+            Some(c) => match c.keys.find(kid) {
+                Some(jwk) => decoding_key(jwk),
+                None if now.saturating_duration_since(c.fetched) < JWKS_TTL => {
+                    Err(unknown_kid(kid))
+                }
+                None => Err(AuthError::KeysUnavailable(error.to_string())),
+            },
+            None => Err(AuthError::KeysUnavailable(error.to_string())),
+        }
+    }
+}
+
+fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Result<DecodingKey, AuthError> {
+    DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Invalid(e.to_string()))
+}
+
+fn unknown_kid(kid: &str) -> AuthError {
+    AuthError::Invalid(format!("unknown key id '{kid}'"))
+}
+
 /// Verifies bearer tokens. Built once per process; the JWKS is fetched on
-/// first use and cached for the life of the process.
+/// first use and cached for [`JWKS_TTL`].
 pub struct Verifier {
     config: AuthConfig,
     fetcher: Box<dyn JwksFetcher>,
-    keys: RwLock<Option<CachedKeys>>,
+    keys: RwLock<KeyCache>,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -325,8 +392,15 @@ impl Verifier {
         Verifier {
             config,
             fetcher,
-            keys: RwLock::new(None),
+            keys: RwLock::new(KeyCache::default()),
+            clock: Box::new(Instant::now),
         }
+    }
+
+    /// Replaces the monotonic clock the key cache ages by (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
     }
 
     /// The caller named by an API Gateway authorizer's claims, held to the
@@ -352,12 +426,13 @@ impl Verifier {
         token: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Identity, AuthError> {
+        let local_admin = || Identity {
+            user_id: "local".into(),
+            roles: vec![Role::Admin],
+            expires_at: None,
+        };
         if self.is_disabled() {
-            return Ok(Identity {
-                user_id: "local".into(),
-                roles: vec![Role::Admin],
-                expires_at: None,
-            });
+            return Ok(local_admin());
         }
         let token = token
             .map(str::trim)
@@ -374,7 +449,7 @@ impl Verifier {
                     .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
                 (Algorithm::RS256, self.rs256_key(jwks_url, kid).await?)
             }
-            KeyMode::Disabled => unreachable!("handled above"),
+            KeyMode::Disabled => return Ok(local_admin()),
         };
         // The algorithm is ours, never the token's: a token signed any other
         // way (including `none`) is refused before its signature is looked at.
@@ -415,39 +490,35 @@ impl Verifier {
     }
 
     async fn rs256_key(&self, url: &str, kid: &str) -> Result<DecodingKey, AuthError> {
-        let find = |set: &JwkSet| set.find(kid).map(DecodingKey::from_jwk);
-        {
-            let cached = self.keys.read().await;
-            if let Some(c) = cached.as_ref() {
-                match find(&c.keys) {
-                    Some(key) => return key.map_err(|e| AuthError::Invalid(e.to_string())),
-                    None if c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL => {
-                        return Err(AuthError::Invalid(format!("unknown key id '{kid}'")))
-                    }
-                    None => {}
-                }
+        if let Some(answer) = self.keys.read().await.answer(kid, (self.clock)()) {
+            return answer;
+        }
+        let mut cache = self.keys.write().await;
+        // Whoever held the lock before may have fetched, or failed to, in
+        // the meantime: waiters then share that outcome instead of fetching.
+        if let Some(answer) = cache.answer(kid, (self.clock)()) {
+            return answer;
+        }
+        match self.fetcher.fetch(url).await {
+            Ok(keys) => {
+                let key = keys.find(kid).map(decoding_key);
+                cache.keys = Some(CachedKeys {
+                    keys,
+                    fetched: (self.clock)(),
+                });
+                cache.failed = None;
+                key.unwrap_or_else(|| Err(unknown_kid(kid)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fetch the token issuer's keys");
+                let now = (self.clock)();
+                // Keys past their TTL still beat refusing everyone while the
+                // issuer is unreachable.
+                let answer = cache.without_fetch(kid, now, &e);
+                cache.failed = Some((now, e));
+                answer
             }
         }
-        let mut cached = self.keys.write().await;
-        // Another task may have refreshed while we waited for the lock.
-        let fresh = cached
-            .as_ref()
-            .is_some_and(|c| c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL);
-        if !fresh {
-            let keys = self
-                .fetcher
-                .fetch(url)
-                .await
-                .map_err(AuthError::KeysUnavailable)?;
-            *cached = Some(CachedKeys {
-                keys,
-                fetched: Instant::now(),
-            });
-        }
-        let set = &cached.as_ref().expect("set just above").keys;
-        find(set)
-            .ok_or_else(|| AuthError::Invalid(format!("unknown key id '{kid}'")))?
-            .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 }
 
@@ -743,6 +814,139 @@ mod tests {
             serde_json::from_str(include_str!("../tests/fixtures/rs256-test-jwks.json"))
                 .map_err(|e| e.to_string())
         }
+    }
+
+    /// A JWKS endpoint that counts its calls and fails while told to.
+    #[derive(Clone, Default)]
+    struct FlakyJwks {
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FlakyJwks {
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn fail(&self, yes: bool) {
+            self.failing.store(yes, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl JwksFetcher for FlakyJwks {
+        async fn fetch(&self, _url: &str) -> Result<JwkSet, String> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("connection refused".into());
+            }
+            serde_json::from_str(include_str!("../tests/fixtures/rs256-test-jwks.json"))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// A verifier over `jwks` whose key-cache clock the test moves (seconds).
+    fn rs256_verifier(
+        jwks: &FlakyJwks,
+    ) -> (Verifier, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let config = AuthConfig {
+            mode: KeyMode::Rs256 {
+                jwks_url: "http://127.0.0.1:9/jwks.json".into(),
+            },
+            ..config()
+        };
+        let offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let base = Instant::now();
+        let at = offset.clone();
+        let v = Verifier::with_fetcher(config, Box::new(jwks.clone())).with_clock(move || {
+            base + Duration::from_secs(at.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        (v, offset)
+    }
+
+    fn set(offset: &std::sync::atomic::AtomicU64, seconds: u64) {
+        offset.store(seconds, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn cached_keys_expire_and_unknown_kids_refetch_at_most_every_30_s() {
+        let jwks = FlakyJwks::default();
+        let (v, clock) = rs256_verifier(&jwks);
+        let good = rs256(&claims(&[Role::Admin]), "test-key-1");
+        let unknown = rs256(&claims(&[Role::Admin]), "rotated-key");
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        set(&clock, 59 * 60);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 1, "fresh keys are not fetched again");
+        set(&clock, 61 * 60);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(
+            jwks.calls(),
+            2,
+            "keys older than their TTL are fetched again"
+        );
+        // A kid not in the set: one refetch per 30 s at most.
+        set(&clock, 61 * 60 + 10);
+        for _ in 0..5 {
+            assert!(matches!(
+                v.verify(Some(&unknown), now()).await,
+                Err(AuthError::Invalid(_))
+            ));
+        }
+        assert_eq!(jwks.calls(), 2);
+        set(&clock, 61 * 60 + 31);
+        for _ in 0..5 {
+            assert!(v.verify(Some(&unknown), now()).await.is_err());
+        }
+        assert_eq!(jwks.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_jwks_fetch_fails_fast_for_a_while_instead_of_refetching() {
+        let jwks = FlakyJwks::default();
+        jwks.fail(true);
+        let (v, clock) = rs256_verifier(&jwks);
+        let v = std::sync::Arc::new(v);
+        let good = rs256(&claims(&[Role::Admin]), "test-key-1");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (v, good) = (v.clone(), good.clone());
+                tokio::spawn(async move { v.verify(Some(&good), now()).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(
+                t.await.unwrap(),
+                Err(AuthError::KeysUnavailable(_))
+            ));
+        }
+        assert_eq!(jwks.calls(), 1, "one fetch for the whole burst");
+        set(&clock, 5);
+        assert!(matches!(
+            v.verify(Some(&good), now()).await,
+            Err(AuthError::KeysUnavailable(_))
+        ));
+        assert_eq!(jwks.calls(), 1, "still within the backoff");
+        // After the backoff the issuer is asked again, and recovers.
+        jwks.fail(false);
+        set(&clock, 11);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 2);
+        // With fresh keys, an unknown kid is the token's fault (401) even
+        // while the issuer is unreachable.
+        jwks.fail(true);
+        set(&clock, 11 + 31);
+        let unknown = rs256(&claims(&[Role::Admin]), "rotated-key");
+        assert!(matches!(
+            v.verify(Some(&unknown), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(jwks.calls(), 3);
+        // Expired keys whose refresh fails keep serving the kids they hold
+        // (the backoff has passed).
+        set(&clock, 11 + 3_601);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 4, "one failed refresh, then the backoff");
     }
 
     fn rs256(claims: &LocalClaims, kid: &str) -> String {
