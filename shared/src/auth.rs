@@ -16,9 +16,16 @@ use tokio::sync::RwLock;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: i64 = 30;
+/// Fetched keys are used this long, then fetched again: a key the issuer
+/// withdrew stops verifying within the hour.
+const JWKS_TTL: Duration = Duration::from_secs(3600);
 /// An unknown `kid` triggers a JWKS refetch at most this often, so a flood
-/// of forged tokens cannot turn into a flood of requests to the issuer.
-const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(300);
+/// of forged tokens cannot turn into a flood of requests to the issuer,
+/// while a rotated-in key is picked up quickly.
+const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed fetch, requests fail fast (or use the keys already held)
+/// this long instead of each waiting on the issuer again.
+const JWKS_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,7 +43,8 @@ impl Identity {
         crate::domain::has_role(&self.roles, needed)
     }
 
-    /// The identity an API Gateway authorizer already verified: its claims
+    /// The identity an API Gateway authorizer already verified, without any
+    /// audience check: edges use [`Verifier::authorizer_identity`]. Its claims
     /// object (`requestContext.authorizer.claims` for REST APIs,
     /// `requestContext.authorizer.jwt.claims` for HTTP APIs). Groups arrive
     /// as a JSON array, or flattened to a string such as `[admin viewer]` or
@@ -135,7 +143,23 @@ impl AuthConfig {
     /// `AUTH_HS256_SECRET` or `AUTH_DISABLED=true`. Without a JWKS URL or a
     /// secret, the JWKS is the issuer's well-known one (Cognito's layout).
     pub fn from_env(env: &Env) -> Result<AuthConfig, ConfigError> {
-        if env.flag("AUTH_DISABLED", false)? {
+        Self::from_env_in(env, crate::config::in_lambda())
+    }
+
+    /// [`AuthConfig::from_env`] with the runtime named, so the rule is
+    /// testable without the process environment. `AUTH_DISABLED` makes every
+    /// caller an admin: a deployed function refuses it, and a stray one in a
+    /// developer's shell loses to the verification settings `make dev` gives.
+    pub fn from_env_in(env: &Env, in_lambda: bool) -> Result<AuthConfig, ConfigError> {
+        let disabled = env.flag("AUTH_DISABLED", false)?;
+        let explicit = env.get("AUTH_HS256_SECRET").is_some() || env.get("AUTH_JWKS_URL").is_some();
+        if disabled && explicit {
+            tracing::warn!("AUTH_DISABLED is ignored: token verification is configured");
+        } else if disabled && in_lambda {
+            return Err(ConfigError::Rule(
+                "AUTH_DISABLED is for local use only and is refused in Lambda".into(),
+            ));
+        } else if disabled {
             return Ok(AuthConfig {
                 issuer: String::new(),
                 audience: String::new(),
@@ -217,13 +241,49 @@ struct Claims {
     sub: Option<String>,
     exp: i64,
     nbf: Option<i64>,
-    #[serde(default)]
-    aud: Option<OneOrMany>,
-    client_id: Option<String>,
+    #[serde(flatten)]
+    audience: AudienceClaims,
     #[serde(rename = "cognito:username")]
     username: Option<String>,
     #[serde(rename = "cognito:groups", default)]
     groups: Vec<String>,
+}
+
+/// Who a token was issued to. Cognito's ID tokens name the app client in
+/// `aud`, its access tokens in `client_id`, each with its `token_use`; a
+/// token without `token_use` (local HS256) may match either.
+#[derive(Debug, Deserialize)]
+struct AudienceClaims {
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    token_use: Option<String>,
+}
+
+impl AudienceClaims {
+    fn check(&self, audience: &str) -> Result<(), AuthError> {
+        let by_aud = self.aud.as_ref().is_some_and(|a| a.contains(audience));
+        let by_client = self.client_id.as_deref() == Some(audience);
+        let ok = match self.token_use.as_deref() {
+            None => by_aud || (self.aud.is_none() && by_client),
+            Some("id") => by_aud,
+            Some("access") => by_client,
+            Some(other) => {
+                return Err(AuthError::Invalid(format!(
+                    "a token of use '{other}' is not accepted"
+                )))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(
+                "the token is for another audience".into(),
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,12 +307,72 @@ struct CachedKeys {
     fetched: Instant,
 }
 
+/// The last keys fetched and the last failure to fetch them.
+#[derive(Default)]
+struct KeyCache {
+    keys: Option<CachedKeys>,
+    failed: Option<(Instant, String)>,
+}
+
+impl KeyCache {
+    /// The answer for `kid` at `now` without fetching, or `None` when a fetch
+    /// is due.
+    fn answer(&self, kid: &str, now: Instant) -> Option<Result<DecodingKey, AuthError>> {
+        let age = |t: Instant| now.saturating_duration_since(t);
+        let found = self.keys.as_ref().and_then(|c| c.keys.find(kid));
+        if let Some(c) = &self.keys {
+            match found {
+                Some(jwk) if age(c.fetched) < JWKS_TTL => return Some(decoding_key(jwk)),
+                None if age(c.fetched) < JWKS_REFRESH_MIN_INTERVAL => {
+                    return Some(Err(unknown_kid(kid)))
+                }
+                _ => {}
+            }
+        }
+        match &self.failed {
+            Some((at, error)) if age(*at) < JWKS_FAILURE_BACKOFF => {
+                Some(self.without_fetch(kid, now, error))
+            }
+            _ => None,
+        }
+    }
+
+    /// When the issuer cannot be asked: keys held for `kid` (even past their
+    /// TTL), a 401 for a kid that fresh keys do not know, else a 503.
+    fn without_fetch(
+        &self,
+        kid: &str,
+        now: Instant,
+        error: &str,
+    ) -> Result<DecodingKey, AuthError> {
+        match &self.keys {
+            Some(c) => match c.keys.find(kid) {
+                Some(jwk) => decoding_key(jwk),
+                None if now.saturating_duration_since(c.fetched) < JWKS_TTL => {
+                    Err(unknown_kid(kid))
+                }
+                None => Err(AuthError::KeysUnavailable(error.to_string())),
+            },
+            None => Err(AuthError::KeysUnavailable(error.to_string())),
+        }
+    }
+}
+
+fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Result<DecodingKey, AuthError> {
+    DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Invalid(e.to_string()))
+}
+
+fn unknown_kid(kid: &str) -> AuthError {
+    AuthError::Invalid(format!("unknown key id '{kid}'"))
+}
+
 /// Verifies bearer tokens. Built once per process; the JWKS is fetched on
-/// first use and cached for the life of the process.
+/// first use and cached for [`JWKS_TTL`].
 pub struct Verifier {
     config: AuthConfig,
     fetcher: Box<dyn JwksFetcher>,
-    keys: RwLock<Option<CachedKeys>>,
+    keys: RwLock<KeyCache>,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -272,8 +392,27 @@ impl Verifier {
         Verifier {
             config,
             fetcher,
-            keys: RwLock::new(None),
+            keys: RwLock::new(KeyCache::default()),
+            clock: Box::new(Instant::now),
         }
+    }
+
+    /// Replaces the monotonic clock the key cache ages by (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// The caller named by an API Gateway authorizer's claims, held to the
+    /// audience and `token_use` rules of [`Verifier::verify`]: the authorizer
+    /// vouches for the signature, not that the token was issued to us (a
+    /// user pool serves several app clients).
+    pub fn authorizer_identity(&self, claims: &serde_json::Value) -> Result<Identity, AuthError> {
+        let audience: AudienceClaims = serde_json::from_value(claims.clone())
+            .map_err(|e| AuthError::Invalid(format!("the authorizer's claims: {e}")))?;
+        audience.check(&self.config.audience)?;
+        Identity::from_authorizer_claims(claims)
+            .ok_or_else(|| AuthError::Invalid("the authorizer's claims name no user".into()))
     }
 
     pub fn is_disabled(&self) -> bool {
@@ -287,12 +426,13 @@ impl Verifier {
         token: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Identity, AuthError> {
+        let local_admin = || Identity {
+            user_id: "local".into(),
+            roles: vec![Role::Admin],
+            expires_at: None,
+        };
         if self.is_disabled() {
-            return Ok(Identity {
-                user_id: "local".into(),
-                roles: vec![Role::Admin],
-                expires_at: None,
-            });
+            return Ok(local_admin());
         }
         let token = token
             .map(str::trim)
@@ -309,7 +449,7 @@ impl Verifier {
                     .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
                 (Algorithm::RS256, self.rs256_key(jwks_url, kid).await?)
             }
-            KeyMode::Disabled => unreachable!("handled above"),
+            KeyMode::Disabled => return Ok(local_admin()),
         };
         // The algorithm is ours, never the token's: a token signed any other
         // way (including `none`) is refused before its signature is looked at.
@@ -337,22 +477,7 @@ impl Verifier {
         if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECONDS > t) {
             return Err(AuthError::NotYetValid);
         }
-        let audience_ok = claims
-            .aud
-            .as_ref()
-            .map(|a| a.contains(&self.config.audience))
-            .or_else(|| {
-                claims
-                    .client_id
-                    .as_ref()
-                    .map(|c| c == &self.config.audience)
-            })
-            .unwrap_or(false);
-        if !audience_ok {
-            return Err(AuthError::Invalid(
-                "the token is for another audience".into(),
-            ));
-        }
+        claims.audience.check(&self.config.audience)?;
         let user_id = claims
             .username
             .or(claims.sub)
@@ -365,39 +490,35 @@ impl Verifier {
     }
 
     async fn rs256_key(&self, url: &str, kid: &str) -> Result<DecodingKey, AuthError> {
-        let find = |set: &JwkSet| set.find(kid).map(DecodingKey::from_jwk);
-        {
-            let cached = self.keys.read().await;
-            if let Some(c) = cached.as_ref() {
-                match find(&c.keys) {
-                    Some(key) => return key.map_err(|e| AuthError::Invalid(e.to_string())),
-                    None if c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL => {
-                        return Err(AuthError::Invalid(format!("unknown key id '{kid}'")))
-                    }
-                    None => {}
-                }
+        if let Some(answer) = self.keys.read().await.answer(kid, (self.clock)()) {
+            return answer;
+        }
+        let mut cache = self.keys.write().await;
+        // Whoever held the lock before may have fetched, or failed to, in
+        // the meantime: waiters then share that outcome instead of fetching.
+        if let Some(answer) = cache.answer(kid, (self.clock)()) {
+            return answer;
+        }
+        match self.fetcher.fetch(url).await {
+            Ok(keys) => {
+                let key = keys.find(kid).map(decoding_key);
+                cache.keys = Some(CachedKeys {
+                    keys,
+                    fetched: (self.clock)(),
+                });
+                cache.failed = None;
+                key.unwrap_or_else(|| Err(unknown_kid(kid)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fetch the token issuer's keys");
+                let now = (self.clock)();
+                // Keys past their TTL still beat refusing everyone while the
+                // issuer is unreachable.
+                let answer = cache.without_fetch(kid, now, &e);
+                cache.failed = Some((now, e));
+                answer
             }
         }
-        let mut cached = self.keys.write().await;
-        // Another task may have refreshed while we waited for the lock.
-        let fresh = cached
-            .as_ref()
-            .is_some_and(|c| c.fetched.elapsed() < JWKS_REFRESH_MIN_INTERVAL);
-        if !fresh {
-            let keys = self
-                .fetcher
-                .fetch(url)
-                .await
-                .map_err(AuthError::KeysUnavailable)?;
-            *cached = Some(CachedKeys {
-                keys,
-                fetched: Instant::now(),
-            });
-        }
-        let set = &cached.as_ref().expect("set just above").keys;
-        find(set)
-            .ok_or_else(|| AuthError::Invalid(format!("unknown key id '{kid}'")))?
-            .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 }
 
@@ -548,6 +669,39 @@ mod tests {
     }
 
     #[test]
+    fn disabled_auth_is_refused_in_lambda_and_loses_to_explicit_settings() {
+        let disabled = Env::from_pairs(&[("AUTH_DISABLED", "true")]);
+        assert!(matches!(
+            AuthConfig::from_env_in(&disabled, true),
+            Err(ConfigError::Rule(_))
+        ));
+        assert_eq!(
+            AuthConfig::from_env_in(&disabled, false).unwrap().mode,
+            KeyMode::Disabled
+        );
+        let base = [
+            ("AUTH_DISABLED", "true"),
+            ("AUTH_ISSUER", "finops-local"),
+            ("AUTH_AUDIENCE", "finops-lambda"),
+        ];
+        let hs = Env::from_pairs(&base)
+            .with(&[("AUTH_HS256_SECRET", "a-local-secret-of-at-least-32-bytes!")]);
+        let jwks = Env::from_pairs(&base).with(&[("AUTH_JWKS_URL", "https://issuer/jwks.json")]);
+        for in_lambda in [false, true] {
+            assert!(matches!(
+                AuthConfig::from_env_in(&hs, in_lambda).unwrap().mode,
+                KeyMode::Hs256 { .. }
+            ));
+            assert_eq!(
+                AuthConfig::from_env_in(&jwks, in_lambda).unwrap().mode,
+                KeyMode::Rs256 {
+                    jwks_url: "https://issuer/jwks.json".into()
+                }
+            );
+        }
+    }
+
+    #[test]
     fn config_derives_the_cognito_jwks_url_and_refuses_short_secrets() {
         let pairs = [
             (
@@ -587,6 +741,70 @@ mod tests {
         assert!(Identity::from_authorizer_claims(&serde_json::json!({})).is_none());
     }
 
+    #[test]
+    fn authorizer_claims_of_another_audience_or_token_use_are_refused() {
+        let v = Verifier::new(config());
+        let ok = [
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "client_id": "finops-lambda", "token_use": "access"}),
+            serde_json::json!({"sub": "u1", "aud": ["x", "finops-lambda"]}),
+        ];
+        for claims in ok {
+            assert_eq!(
+                v.authorizer_identity(&claims).unwrap().user_id,
+                "u1",
+                "{claims}"
+            );
+        }
+        let refused = [
+            serde_json::json!({"sub": "u1"}),
+            serde_json::json!({"sub": "u1", "aud": "someone-else", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "client_id": "someone-else", "token_use": "access"}),
+            // An ID token's audience is `aud`, an access token's `client_id`.
+            serde_json::json!({"sub": "u1", "client_id": "finops-lambda", "token_use": "id"}),
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "access"}),
+            serde_json::json!({"sub": "u1", "aud": "finops-lambda", "token_use": "refresh"}),
+        ];
+        for claims in refused {
+            assert!(
+                matches!(v.authorizer_identity(&claims), Err(AuthError::Invalid(_))),
+                "{claims}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_of_another_token_use_are_refused() {
+        let v = Verifier::new(config());
+        #[derive(Serialize)]
+        struct WithUse {
+            #[serde(flatten)]
+            base: LocalClaims,
+            token_use: &'static str,
+        }
+        let sign = |token_use| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &WithUse {
+                    base: claims(&[Role::Viewer]),
+                    token_use,
+                },
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        assert!(v.verify(Some(&sign("id")), now()).await.is_ok());
+        for bad in ["access", "refresh"] {
+            assert!(
+                matches!(
+                    v.verify(Some(&sign(bad)), now()).await,
+                    Err(AuthError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     struct FixedJwks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
     #[async_trait]
@@ -596,6 +814,139 @@ mod tests {
             serde_json::from_str(include_str!("../tests/fixtures/rs256-test-jwks.json"))
                 .map_err(|e| e.to_string())
         }
+    }
+
+    /// A JWKS endpoint that counts its calls and fails while told to.
+    #[derive(Clone, Default)]
+    struct FlakyJwks {
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FlakyJwks {
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn fail(&self, yes: bool) {
+            self.failing.store(yes, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl JwksFetcher for FlakyJwks {
+        async fn fetch(&self, _url: &str) -> Result<JwkSet, String> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("connection refused".into());
+            }
+            serde_json::from_str(include_str!("../tests/fixtures/rs256-test-jwks.json"))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// A verifier over `jwks` whose key-cache clock the test moves (seconds).
+    fn rs256_verifier(
+        jwks: &FlakyJwks,
+    ) -> (Verifier, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let config = AuthConfig {
+            mode: KeyMode::Rs256 {
+                jwks_url: "http://127.0.0.1:9/jwks.json".into(),
+            },
+            ..config()
+        };
+        let offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let base = Instant::now();
+        let at = offset.clone();
+        let v = Verifier::with_fetcher(config, Box::new(jwks.clone())).with_clock(move || {
+            base + Duration::from_secs(at.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        (v, offset)
+    }
+
+    fn set(offset: &std::sync::atomic::AtomicU64, seconds: u64) {
+        offset.store(seconds, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn cached_keys_expire_and_unknown_kids_refetch_at_most_every_30_s() {
+        let jwks = FlakyJwks::default();
+        let (v, clock) = rs256_verifier(&jwks);
+        let good = rs256(&claims(&[Role::Admin]), "test-key-1");
+        let unknown = rs256(&claims(&[Role::Admin]), "rotated-key");
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        set(&clock, 59 * 60);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 1, "fresh keys are not fetched again");
+        set(&clock, 61 * 60);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(
+            jwks.calls(),
+            2,
+            "keys older than their TTL are fetched again"
+        );
+        // A kid not in the set: one refetch per 30 s at most.
+        set(&clock, 61 * 60 + 10);
+        for _ in 0..5 {
+            assert!(matches!(
+                v.verify(Some(&unknown), now()).await,
+                Err(AuthError::Invalid(_))
+            ));
+        }
+        assert_eq!(jwks.calls(), 2);
+        set(&clock, 61 * 60 + 31);
+        for _ in 0..5 {
+            assert!(v.verify(Some(&unknown), now()).await.is_err());
+        }
+        assert_eq!(jwks.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_jwks_fetch_fails_fast_for_a_while_instead_of_refetching() {
+        let jwks = FlakyJwks::default();
+        jwks.fail(true);
+        let (v, clock) = rs256_verifier(&jwks);
+        let v = std::sync::Arc::new(v);
+        let good = rs256(&claims(&[Role::Admin]), "test-key-1");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (v, good) = (v.clone(), good.clone());
+                tokio::spawn(async move { v.verify(Some(&good), now()).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(
+                t.await.unwrap(),
+                Err(AuthError::KeysUnavailable(_))
+            ));
+        }
+        assert_eq!(jwks.calls(), 1, "one fetch for the whole burst");
+        set(&clock, 5);
+        assert!(matches!(
+            v.verify(Some(&good), now()).await,
+            Err(AuthError::KeysUnavailable(_))
+        ));
+        assert_eq!(jwks.calls(), 1, "still within the backoff");
+        // After the backoff the issuer is asked again, and recovers.
+        jwks.fail(false);
+        set(&clock, 11);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 2);
+        // With fresh keys, an unknown kid is the token's fault (401) even
+        // while the issuer is unreachable.
+        jwks.fail(true);
+        set(&clock, 11 + 31);
+        let unknown = rs256(&claims(&[Role::Admin]), "rotated-key");
+        assert!(matches!(
+            v.verify(Some(&unknown), now()).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(jwks.calls(), 3);
+        // Expired keys whose refresh fails keep serving the kids they hold
+        // (the backoff has passed).
+        set(&clock, 11 + 3_601);
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert!(v.verify(Some(&good), now()).await.is_ok());
+        assert_eq!(jwks.calls(), 4, "one failed refresh, then the backoff");
     }
 
     fn rs256(claims: &LocalClaims, kid: &str) -> String {

@@ -963,3 +963,83 @@ async fn threshold_versions_are_kept() {
         [1]
     );
 }
+
+#[tokio::test]
+async fn a_pending_request_past_its_expiry_cannot_be_decided_even_by_a_stale_decider() {
+    let stack = LocalStack::isolated().await;
+    let store = approvals_store(&stack);
+    let created = t("2026-11-23T10:00:00.250Z");
+    let (request, _) = approvals::open(
+        &store,
+        recommendation("i-late", Action::Stop),
+        "cycle",
+        None,
+        Duration::hours(1),
+        created,
+    )
+    .await
+    .unwrap();
+    let late = request.expires_at + Duration::seconds(2);
+    // Through the use case: the domain refuses it, as an expired request.
+    match approvals::decide(
+        &store,
+        &request.id,
+        DecisionInput::new(ApprovalEvent::Approve, "alice"),
+        late,
+    )
+    .await
+    {
+        Err(Error::IllegalTransition(t)) => assert_eq!(t.from, ApprovalStatus::Expired),
+        other => panic!("expected an illegal transition, got {other:?}"),
+    }
+    // A write computed without that check (or whose clock lagged) is refused
+    // by the store's condition on the stored expiry.
+    for event in [ApprovalEvent::Approve, ApprovalEvent::Reject] {
+        let to = transition(ApprovalStatus::Pending, event).unwrap();
+        let next = ApprovalRequest {
+            status: to,
+            version: request.version + 1,
+            updated_at: late,
+            ..request.clone()
+        };
+        let decision = Decision {
+            request_id: request.id.clone(),
+            event,
+            from: ApprovalStatus::Pending,
+            to,
+            actor: "alice".into(),
+            reason: None,
+            details: None,
+            decided_at: late,
+        };
+        let audit = entry(
+            &format!("late-{}", event.as_str()),
+            &request.id,
+            "alice",
+            "approval.approve",
+            late,
+        );
+        assert!(
+            matches!(
+                store.record(&request, &next, &decision, &audit).await,
+                Err(Error::Conflict(_))
+            ),
+            "{}",
+            event.as_str()
+        );
+    }
+    assert_eq!(
+        store.get(&request.id).await.unwrap().unwrap().status,
+        ApprovalStatus::Pending
+    );
+    // The sweep still expires it.
+    let (expired, _) = approvals::decide(
+        &store,
+        &request.id,
+        DecisionInput::new(ApprovalEvent::Expire, "cycle"),
+        late,
+    )
+    .await
+    .unwrap();
+    assert_eq!(expired.status, ApprovalStatus::Expired);
+}

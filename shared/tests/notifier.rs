@@ -7,13 +7,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::Router;
 use chrono::{Duration, Utc};
 use finops_local::LocalStack;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use shared::channels::http::{verify_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use shared::channels::http::{
+    verify_signature, Delivery, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use shared::channels::{
     BreakerConfig, BreakerState, FanOut, HttpChannelConfig, SlackChannel, WebSocketNotifier,
     WebhookChannel, MAX_MESSAGE_BYTES,
@@ -319,9 +321,13 @@ async fn webhook_deliveries_carry_a_signature_the_receiver_verifies() {
     assert_eq!(headers["x-finops-event"], "job.completed");
     let ts = headers[TIMESTAMP_HEADER].to_str().unwrap();
     let sig = headers[SIGNATURE_HEADER].to_str().unwrap();
-    // As any receiver would, with nothing but hmac and the shared secret.
+    let delivery = headers[DELIVERY_HEADER].to_str().unwrap();
+    let kind = headers[EVENT_HEADER].to_str().unwrap();
+    // As any receiver would, with nothing but hmac and the shared secret:
+    // the delivery id and event type are signed with the body, so neither
+    // can be swapped to replay a body as another delivery or event.
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{ts}.").as_bytes());
+    mac.update(format!("{ts}.{delivery}.{kind}.").as_bytes());
     mac.update(body);
     let expected: String = mac
         .finalize()
@@ -331,23 +337,80 @@ async fn webhook_deliveries_carry_a_signature_the_receiver_verifies() {
         .collect();
     assert_eq!(sig, format!("sha256={expected}"));
     let now = Utc::now().timestamp();
-    assert!(verify_signature(SECRET.as_bytes(), ts, sig, body, now, 300));
-    assert!(!verify_signature(
-        b"another-secret",
-        ts,
-        sig,
+    let received = Delivery {
+        timestamp: ts,
+        delivery,
+        event_type: kind,
+        signature: sig,
         body,
-        now,
-        300
-    ));
-    assert!(!verify_signature(
-        SECRET.as_bytes(),
-        ts,
-        sig,
-        b"{}",
-        now,
-        300
-    ));
+    };
+    assert!(verify_signature(SECRET.as_bytes(), &received, now, 300));
+    assert!(!verify_signature(b"another-secret", &received, now, 300));
+    for altered in [
+        Delivery {
+            body: b"{}",
+            ..received
+        },
+        Delivery {
+            delivery: "another-delivery",
+            ..received
+        },
+        Delivery {
+            event_type: "job.failed",
+            ..received
+        },
+    ] {
+        assert!(!verify_signature(SECRET.as_bytes(), &altered, now, 300));
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_failed_delivery_and_is_not_followed() {
+    let target = Arc::new(Receiver {
+        status: AtomicU16::new(200),
+        ..Receiver::default()
+    });
+    // This one takes any method: a followed 302 turns the POST into a GET.
+    let target_any = serve(
+        Router::new()
+            .route("/hook", any(receive))
+            .with_state(target.clone()),
+    )
+    .await;
+    let location = format!("{target_any}/hook");
+    let redirector = serve(Router::new().route(
+        "/hook",
+        any(move || {
+            let location = location.clone();
+            async move { (StatusCode::FOUND, [("location", location)]) }
+        }),
+    ))
+    .await;
+    let url: reqwest::Url = format!("{redirector}/hook").parse().unwrap();
+    let event = alert("x");
+    let hook = WebhookChannel::new(url.clone(), SECRET, fast(5, 1000)).unwrap();
+    assert!(hook.publish(&event).await.is_err());
+    let slack = SlackChannel::new(url, fast(5, 1000)).unwrap();
+    assert!(slack.publish(&event).await.is_err());
+    assert!(target.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn slack_text_from_events_cannot_mention_or_link() {
+    let (r, url) = receiver().await;
+    let slack = SlackChannel::new(url, fast(5, 1000)).unwrap();
+    slack
+        .publish(&alert("<!channel> & <https://evil.example|click>"))
+        .await
+        .unwrap();
+    let calls = r.calls.lock().unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&calls[0].1).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
+        "{text}"
+    );
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
 }
 
 #[tokio::test]

@@ -622,3 +622,37 @@ async fn a_cycle_under_ten_percent_injected_faults_completes_with_nothing_double
     assert_eq!(audit_count(&clean, "cycle.completed").await, 1);
     println!("{injected} faults injected in {attempts} attempts, {rounds} deliveries");
 }
+
+#[tokio::test]
+async fn a_failed_job_tells_its_subscribers_a_category_not_the_aws_error() {
+    let h = harness().await;
+    let recorder = Recorder::default();
+    let missing = "finops-thresholds-that-does-not-exist";
+    let p = h
+        .processor(&[("THRESHOLDS_TABLE", missing)], recorder.clone())
+        .await;
+    let job = h.submit_cycle(&p, "job-missing-table").await;
+    h.drain(&p, 10, 10).await;
+    let job = p.jobs.get(&job.id, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let failed: Vec<String> = recorder
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    for text in [job.error.clone().unwrap_or_default(), failed[0].clone()] {
+        assert!(
+            text.contains("job-missing-table"),
+            "names its reference: {text}"
+        );
+        for internal in [missing, "ResourceNotFound", "Exception", "arn:"] {
+            assert!(!text.contains(internal), "{internal} in {text}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The `ws-connect` function (API Gateway WebSocket `$connect`): verifies the
-//! caller's token and stores the connection with its user and roles, for the
-//! life of the connection (API Gateway closes it after 2 hours).
+//! caller's token and stores the connection with its user and roles, until
+//! the token expires or API Gateway closes it (2 hours), whichever is first.
 //!
 //! The token comes from the query string (`?token=`) or, for browsers, which
 //! cannot set headers on a WebSocket, from `Sec-WebSocket-Protocol`. A
@@ -110,6 +110,14 @@ fn presented(event: &ApiGatewayWebsocketProxyRequest) -> Presented {
     }
 }
 
+/// The connection authorizes its actions only while the token would: an
+/// operator whose token expires (or is revoked and not renewed) must
+/// reconnect with a fresh one instead of keeping the socket's 2 hours.
+fn connection_expiry(now: DateTime<Utc>, token_exp: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let limit = now + CONNECTION_LIFETIME;
+    token_exp.map_or(limit, |exp| exp.min(limit))
+}
+
 fn response(status: i64, message: Option<&str>) -> ApiGatewayProxyResponse {
     let mut r = ApiGatewayProxyResponse::default();
     r.status_code = status;
@@ -167,7 +175,7 @@ pub async fn handle(
         user_id: identity.user_id.clone(),
         roles: identity.roles.clone(),
         connected_at: now,
-        expires_at: now + CONNECTION_LIFETIME,
+        expires_at: connection_expiry(now, identity.expires_at),
     };
     if let Err(e) = deps.connections.put(&connection).await {
         tracing::error!(%connection_id, error = %e, "could not store the connection");

@@ -166,3 +166,46 @@ async fn only_the_valid_token_of_the_lot_is_accepted() {
     // META only: one item, no subscriptions.
     assert_eq!(f.item_count().await, 1);
 }
+
+#[tokio::test]
+async fn a_connection_lives_no_longer_than_its_token() {
+    let f = fixture().await;
+    let auth = shared::auth::AuthConfig {
+        issuer: "finops-local".into(),
+        audience: "finops-lambda".into(),
+        mode: shared::auth::KeyMode::Hs256 {
+            secret: SECRET.as_bytes().to_vec(),
+        },
+    };
+    let token = shared::auth::LocalClaims::new(
+        &auth,
+        "olivia",
+        &[Role::Operator],
+        now(),
+        chrono::Duration::minutes(5),
+    )
+    .sign_hs256(SECRET.as_bytes())
+    .unwrap();
+    let mut e = event("valid-token.json");
+    e.query_string_parameters = [("token".to_string(), token)]
+        .into_iter()
+        .collect::<std::collections::HashMap<_, _>>()
+        .into();
+    let r = handle(&f.deps, e, now()).await;
+    assert_eq!(status(&r), 200);
+    let c = f
+        .store
+        .get("Conn-Operator1=", now())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(c.expires_at, now() + chrono::Duration::minutes(5));
+    // Past the token's expiry the connection authorizes nothing: ws-message
+    // finds no connection and answers `unauthorized`.
+    assert!(f
+        .store
+        .get("Conn-Operator1=", now() + chrono::Duration::minutes(6))
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -74,8 +74,12 @@ enum CallError {
 
 impl Endpoint {
     fn new(name: &'static str, url: reqwest::Url, config: HttpChannelConfig) -> Result<Endpoint> {
+        // A redirect is not followed: the configured URL is the only place
+        // a payload (and a webhook's secret-bearing URL) may go, and a
+        // followed 302 would also turn the POST into a GET elsewhere.
         let client = crate::tls::http_client()
             .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("{name}: HTTP client: {e}")))?;
         Ok(Endpoint {
@@ -177,6 +181,10 @@ impl Endpoint {
         let status = response.status();
         if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            Err(CallError::Permanent(format!(
+                "answered {status} (redirects are not followed)"
+            )))
         } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             Err(CallError::Transient(format!("answered {status}")))
         } else {
@@ -202,44 +210,76 @@ fn wanted(event: &Event) -> bool {
     !matches!(event, Event::JobProgress { .. })
 }
 
-/// HMAC-SHA256 over `"<timestamp>.<body>"`, as lowercase hex: what the
-/// `X-Finops-Signature: sha256=<hex>` header carries.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex(&mac.finalize().into_bytes())
+/// A delivery as its receiver sees it: the signed headers and the raw body.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// `X-Finops-Timestamp`.
+    pub timestamp: &'a str,
+    /// `X-Finops-Delivery`.
+    pub delivery: &'a str,
+    /// `X-Finops-Event`.
+    pub event_type: &'a str,
+    /// `X-Finops-Signature`.
+    pub signature: &'a str,
+    pub body: &'a [u8],
 }
 
-/// Checks a delivery as a receiver would: the signature over the timestamp
-/// and the raw body, in constant time, and the timestamp within `tolerance`
-/// of `now` (replay protection).
-pub fn verify_signature(
+fn mac(
     secret: &[u8],
-    timestamp_header: &str,
-    signature_header: &str,
+    timestamp: &str,
+    delivery: &str,
+    event_type: &str,
     body: &[u8],
-    now: i64,
-    tolerance_seconds: i64,
-) -> bool {
-    let Ok(timestamp) = timestamp_header.trim().parse::<i64>() else {
+) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
+    for part in [timestamp, delivery, event_type] {
+        mac.update(part.as_bytes());
+        mac.update(b".");
+    }
+    mac.update(body);
+    Some(mac)
+}
+
+/// HMAC-SHA256 over `"<timestamp>.<delivery id>.<event type>.<body>"`, as
+/// lowercase hex: what the `X-Finops-Signature: sha256=<hex>` header
+/// carries. The id and type are signed so that a captured delivery cannot be
+/// replayed under another id (past a receiver's duplicate check) or type.
+pub fn signature(
+    secret: &[u8],
+    timestamp: i64,
+    delivery: &str,
+    event_type: &str,
+    body: &[u8],
+) -> String {
+    mac(secret, &timestamp.to_string(), delivery, event_type, body)
+        .map(|m| hex(&m.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+/// Checks a delivery as a receiver would: the signature over the timestamp,
+/// delivery id, event type and raw body, in constant time, and the timestamp
+/// within `tolerance` of `now` (replay protection).
+pub fn verify_signature(secret: &[u8], d: &Delivery<'_>, now: i64, tolerance_seconds: i64) -> bool {
+    let Ok(timestamp) = d.timestamp.trim().parse::<i64>() else {
         return false;
     };
     if (now - timestamp).abs() > tolerance_seconds {
         return false;
     }
-    let Some(given) = signature_header.trim().strip_prefix("sha256=") else {
+    let Some(given) = d.signature.trim().strip_prefix("sha256=") else {
         return false;
     };
     let Some(given) = unhex(given) else {
         return false;
     };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
+    mac(
+        secret,
+        &timestamp.to_string(),
+        d.delivery,
+        d.event_type,
+        d.body,
+    )
+    .is_some_and(|m| m.verify_slice(&given).is_ok())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -309,7 +349,10 @@ impl Notifier for WebhookChannel {
                     (TIMESTAMP_HEADER, ts.to_string()),
                     (
                         SIGNATURE_HEADER,
-                        format!("sha256={}", signature(&self.secret, ts, &body)),
+                        format!(
+                            "sha256={}",
+                            signature(&self.secret, ts, &delivery, &kind, &body)
+                        ),
                     ),
                     (EVENT_HEADER, kind.clone()),
                     (DELIVERY_HEADER, delivery.clone()),
@@ -352,8 +395,28 @@ fn usd(v: Option<f64>) -> String {
         .unwrap_or_else(|| "savings unknown".into())
 }
 
-/// One readable line per event.
+/// One readable line per event, escaped for Slack's mrkdwn: resource ids,
+/// reasons, actors and errors are not ours, and `<!channel>`, `<@U…>` or
+/// `<url|label>` in them must read as text, not mention or link.
 pub fn slack_text(event: &Event) -> String {
+    slack_escape(&slack_line(event))
+}
+
+/// Slack's three control characters, as its formatting rules ask.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn slack_line(event: &Event) -> String {
     match event {
         Event::JobProgress {
             job_id,
@@ -411,55 +474,47 @@ mod tests {
     #[test]
     fn signatures_verify_only_with_the_right_secret_body_and_time() {
         let body = br#"{"type":"job.failed"}"#;
-        let sig = format!("sha256={}", signature(b"secret", 1_700_000_000, body));
-        assert!(verify_signature(
-            b"secret",
-            "1700000000",
-            &sig,
+        let sig = format!(
+            "sha256={}",
+            signature(b"secret", 1_700_000_000, "d-1", "job.failed", body)
+        );
+        let good = Delivery {
+            timestamp: "1700000000",
+            delivery: "d-1",
+            event_type: "job.failed",
+            signature: &sig,
             body,
-            1_700_000_010,
-            300
-        ));
-        assert!(!verify_signature(
-            b"other",
-            "1700000000",
-            &sig,
-            body,
-            1_700_000_010,
-            300
-        ));
-        assert!(!verify_signature(
-            b"secret",
-            "1700000001",
-            &sig,
-            body,
-            1_700_000_010,
-            300
-        ));
-        assert!(!verify_signature(
-            b"secret",
-            "1700000000",
-            &sig,
-            b"{}",
-            1_700_000_010,
-            300
-        ));
-        assert!(!verify_signature(
-            b"secret",
-            "1700000000",
-            &sig,
-            body,
-            1_700_001_000,
-            300
-        ));
-        assert!(!verify_signature(
-            b"secret",
-            "1700000000",
-            "sha256=zz",
-            body,
-            1_700_000_010,
-            300
-        ));
+        };
+        assert!(verify_signature(b"secret", &good, 1_700_000_010, 300));
+        assert!(!verify_signature(b"other", &good, 1_700_000_010, 300));
+        assert!(!verify_signature(b"secret", &good, 1_700_001_000, 300));
+        for bad in [
+            Delivery {
+                timestamp: "1700000001",
+                ..good
+            },
+            Delivery {
+                body: b"{}",
+                ..good
+            },
+            Delivery {
+                delivery: "d-2",
+                ..good
+            },
+            Delivery {
+                event_type: "job.completed",
+                ..good
+            },
+            Delivery {
+                signature: "sha256=zz",
+                ..good
+            },
+        ] {
+            assert!(
+                !verify_signature(b"secret", &bad, 1_700_000_010, 300),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

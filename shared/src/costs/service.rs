@@ -225,12 +225,15 @@ pub async fn run_cost_job(
     };
     let query = match CostQuery::from_params(&job.params, now) {
         Ok(q) => q,
-        Err(e) => return fail(e.to_string()).await,
+        Err(e) => return fail(crate::cycle::public_error(&e, job_id)).await,
     };
     let report = match costs.report(&query, now).await {
         Ok(r) => r,
         Err(e) if e.is_retryable() && !last_delivery => return Err(e),
-        Err(e) => return fail(e.to_string()).await,
+        Err(e) => {
+            tracing::error!(job_id, error = %e, "cost job failed");
+            return fail(crate::cycle::public_error(&e, job_id)).await;
+        }
     };
     let value = serde_json::to_value(&report)?;
     jobs.transition(

@@ -80,7 +80,8 @@ pub(super) async fn finalize(
             Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
             Err(e) => {
                 failed += 1;
-                last_error = Some(e.to_string());
+                tracing::warn!(%job_id, error = %e, "an approval request could not be opened");
+                last_error = Some(super::public_error(&e, &job_id));
             }
         }
     }

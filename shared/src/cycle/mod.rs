@@ -122,7 +122,8 @@ pub async fn handle(
         Err(e) => {
             // Non-retryable, or the last delivery the queue will make: record
             // the failure on the job so nobody waits for it.
-            let message = e.to_string();
+            tracing::error!(job_id = %msg.job_id, error = %e, "job failed");
+            let message = public_error(&e, &msg.job_id);
             fail_job(ports, &msg.job_id, &message, now).await;
             if e.is_retryable() {
                 Err(e)
@@ -130,6 +131,27 @@ pub async fn handle(
                 Ok(Handled::Failed(message))
             }
         }
+    }
+}
+
+/// What a failure may say outside the logs. A job's error reaches every
+/// `jobs` subscriber, `GET /jobs/{id}`, the scheduler's runs and Slack, so
+/// AWS's text (operations, exception codes, table names, ARNs) stays in the
+/// log line and the public text is a category with the job id to find it by.
+/// Messages the core writes about the input are safe and kept.
+pub fn public_error(e: &Error, reference: &str) -> String {
+    match e {
+        Error::Validation(_)
+        | Error::IllegalTransition(_)
+        | Error::NotFound { .. }
+        | Error::AlreadyExists { .. } => e.to_string(),
+        Error::Unavailable(_) => {
+            format!("a backing service was unavailable (reference {reference})")
+        }
+        Error::Conflict(_) => {
+            format!("the work conflicted with a concurrent change (reference {reference})")
+        }
+        Error::Internal(_) => format!("an internal error occurred (reference {reference})"),
     }
 }
 
@@ -595,4 +617,28 @@ async fn run_shard(
     finalize(ports, cfg, tracker, recs, now).await?;
     let _ = ports.lease.release(LEASE_NAME, &shard.lease_owner).await;
     Ok(Handled::ShardDone { finalized: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_errors_keep_input_messages_and_hide_aws_text() {
+        let aws = "Query: ResourceNotFoundException: Table: finops-jobs-prod not found";
+        for e in [
+            Error::Internal(aws.into()),
+            Error::Unavailable(aws.into()),
+            Error::Conflict(aws.into()),
+        ] {
+            let text = public_error(&e, "job-1");
+            assert!(
+                text.contains("job-1") && !text.contains("finops-jobs-prod"),
+                "{text}"
+            );
+            assert!(!text.contains("Exception"), "{text}");
+        }
+        let bad = Error::Validation("services: unknown service 'ec3'".into());
+        assert_eq!(public_error(&bad, "job-1"), bad.to_string());
+    }
 }

@@ -126,7 +126,9 @@ pub(crate) async fn analyse_slice(
             Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
             Err(e) => {
                 out.failed += chunk.len() as u64;
-                last_error = Some(e.to_string());
+                let reference = tracker.as_deref().map_or("", |t| t.run.job_id.as_str());
+                tracing::warn!(job_id = reference, error = %e, "metrics of a chunk could not be fetched");
+                last_error = Some(super::public_error(&e, reference));
                 done += chunk.len() as u64;
                 continue;
             }

@@ -178,6 +178,11 @@ impl ApprovalRequest {
         }
     }
 
+    /// Whether the request's time to be decided is over at `now`.
+    pub fn is_past_expiry(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+
     /// Applies an event. Returns the next state of the request and the
     /// decision to record; the recommendation snapshot is carried over untouched.
     pub fn apply(
@@ -188,6 +193,19 @@ impl ApprovalRequest {
         details: Option<serde_json::Value>,
         now: DateTime<Utc>,
     ) -> Result<(ApprovalRequest, Decision), IllegalTransition> {
+        // Until the sweep runs, an expired request is still stored as
+        // pending; deciding it then would act on a stale recommendation. It
+        // is refused as the expired request it is; expiring or cancelling it
+        // stays possible.
+        if self.status == ApprovalStatus::Pending
+            && matches!(event, ApprovalEvent::Approve | ApprovalEvent::Reject)
+            && self.is_past_expiry(now)
+        {
+            return Err(IllegalTransition {
+                from: ApprovalStatus::Expired,
+                event,
+            });
+        }
         let to = transition(self.status, event)?;
         let next = ApprovalRequest {
             status: to,
@@ -294,12 +312,68 @@ mod tests {
         }
 
         #[test]
+        fn a_pending_request_is_decided_only_before_it_expires(
+            offset_s in -3_600i64..3_600,
+            e in event(),
+        ) {
+            let created = Utc::now();
+            let ttl = chrono::Duration::hours(1);
+            let req = ApprovalRequest::new(recommendation(), "cycle", None, created, ttl);
+            let now = req.expires_at + chrono::Duration::seconds(offset_s);
+            let decision = matches!(e, ApprovalEvent::Approve | ApprovalEvent::Reject);
+            match req.apply(e, "alice", None, None, now) {
+                Ok((next, _)) => {
+                    prop_assert!(!decision || now < req.expires_at, "{} at {offset_s}s", e.as_str());
+                    prop_assert_eq!(next.status, spec_target(e));
+                }
+                Err(err) if decision => {
+                    prop_assert!(now >= req.expires_at, "{} at {offset_s}s", e.as_str());
+                    // Refused as the expired request it is in effect.
+                    prop_assert_eq!(err, IllegalTransition { from: ApprovalStatus::Expired, event: e });
+                }
+                Err(err) => {
+                    prop_assert_eq!(err, IllegalTransition { from: ApprovalStatus::Pending, event: e });
+                    prop_assert!(transition(ApprovalStatus::Pending, e).is_err());
+                }
+            }
+        }
+
+        #[test]
         fn terminal_states_stay_terminal(from in proptest::sample::select(ApprovalStatus::ALL.to_vec()), e in event()) {
             let terminal = !ALLOWED.iter().any(|(f, _)| *f == from);
             if terminal {
                 prop_assert!(transition(from, e).is_err());
             }
         }
+    }
+
+    #[test]
+    fn an_expired_pending_request_cannot_be_approved_but_can_be_swept() {
+        let created = Utc::now();
+        let req = ApprovalRequest::new(
+            recommendation(),
+            "cycle",
+            None,
+            created,
+            chrono::Duration::hours(1),
+        );
+        let late = req.expires_at;
+        let err = req
+            .apply(ApprovalEvent::Approve, "alice", None, None, late)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "cannot approve a request that is expired");
+        assert!(req
+            .apply(ApprovalEvent::Expire, "cycle", None, None, late)
+            .is_ok());
+        assert!(req
+            .apply(
+                ApprovalEvent::Approve,
+                "alice",
+                None,
+                None,
+                late - chrono::Duration::seconds(1)
+            )
+            .is_ok());
     }
 
     #[test]

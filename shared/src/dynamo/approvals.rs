@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{ApprovalRequest, AuditEntry, Decision};
+use crate::domain::{ApprovalRequest, ApprovalStatus, AuditEntry, Decision};
 use crate::store::{clamp_limit, ApprovalFilter, ApprovalStore, CreateOutcome, Page};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -213,22 +213,42 @@ impl ApprovalStore for DynamoApprovals {
                 "record: next is not the successor of current".into(),
             ));
         }
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(request_pk(&current.id)))
-                .key("sk", s("META"))
-                .update_expression("SET #status = :to, #version = :next, updatedAt = :now")
-                .condition_expression("#version = :expected AND #status = :from")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":to", to_av(&next.status)?)
-                .expression_attribute_values(":from", to_av(&current.status)?)
-                .expression_attribute_values(":next", n(next.version))
-                .expression_attribute_values(":expected", n(current.version))
-                .expression_attribute_values(":now", to_av(&next.updated_at)?)
-                .build(),
-        )?;
+        // A decision from pending also holds the stored expiry to the
+        // decision's time, so no path that skips or races the domain's check
+        // approves an expired request. `expiresAt` is an ISO-8601 string
+        // whose fixed-width prefix sorts as time; comparing it with the
+        // decision's whole second keeps the condition from ever refusing
+        // what the domain accepted (the domain's check is the exact one).
+        let decides = current.status == ApprovalStatus::Pending
+            && matches!(
+                next.status,
+                ApprovalStatus::Approved | ApprovalStatus::Rejected
+            );
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(request_pk(&current.id)))
+            .key("sk", s("META"))
+            .update_expression("SET #status = :to, #version = :next, updatedAt = :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":to", to_av(&next.status)?)
+            .expression_attribute_values(":from", to_av(&current.status)?)
+            .expression_attribute_values(":next", n(next.version))
+            .expression_attribute_values(":expected", n(current.version))
+            .expression_attribute_values(":now", to_av(&next.updated_at)?);
+        update = if decides {
+            update
+                .condition_expression(
+                    "#version = :expected AND #status = :from AND expiresAt > :decidedAt",
+                )
+                .expression_attribute_values(
+                    ":decidedAt",
+                    s(next.updated_at.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                )
+        } else {
+            update.condition_expression("#version = :expected AND #status = :from")
+        };
+        let update = build(update.build())?;
         let mut decision_item = to_item(decision)?;
         decision_item.insert("pk".into(), s(request_pk(&current.id)));
         decision_item.insert(

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{ConditionCheck, DeleteRequest, Put, TransactWriteI
 ///   projected into the `byTopic` GSI, so the subscribers of a topic are one
 ///   Query and a connection's subscriptions are one Query on the base table.
 ///
-/// Every item carries the connection's `ttl` (API Gateway's 2-hour limit).
+/// Every item carries the connection's `ttl`: API Gateway's 2-hour limit or
+/// the caller's token expiry, whichever is first.
 #[derive(Clone, Debug)]
 pub struct DynamoConnections {
     client: Client,

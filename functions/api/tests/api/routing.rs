@@ -76,6 +76,14 @@ async fn identity_from_the_authorizer_claims() {
     req.event["httpMethod"] = json!("POST");
     req.path("/api/thresholds").body(&json!({"rules": []}));
     assert_eq!(h.send(&req).await.status, 403);
+    // Claims of a token issued to another app client, or of another use,
+    // are refused as the WebSocket path refuses them.
+    for (key, value) in [("aud", "another-client"), ("token_use", "refresh")] {
+        let mut req = Req::from_event("get-jobs-authorizer.json");
+        req.event["requestContext"]["authorizer"]["claims"][key] = json!(value);
+        req.path("/api/jobs/job-az");
+        assert_eq!(h.send(&req).await.status, 401, "{key}={value}");
+    }
 }
 
 #[tokio::test]
