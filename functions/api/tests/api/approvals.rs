@@ -309,3 +309,82 @@ async fn fifty_concurrent_decisions_one_winner() {
         .collect();
     assert_eq!(decisions.len(), 1, "{:?}", audit.items);
 }
+
+/// Racing deciders while one in ten DynamoDB answers is lost (a throttle or
+/// a 503 after the write landed, so the SDK retries a write that happened):
+/// still one decision and one audit entry, and every caller gets an answer
+/// of the contract (200, 409, or 503 when retries ran out), never two wins.
+#[tokio::test]
+async fn racing_decisions_under_injected_faults_record_one_decision() {
+    let mut h = harness().await;
+    let faults = finops_local::faults::FaultInjector::new(10, 7);
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&h.stack.config)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    let now = h.now;
+    let config = h.app.config.clone();
+    h.app = api::App::with_dynamodb(config, &h.stack.config, ddb, Box::new(h.events.clone()))
+        .with_clock(move || now);
+    let mut opened = Vec::new();
+    for i in 0..5 {
+        opened.push(h.open_request(&format!("i-fault-{i}")).await);
+    }
+    let approver = h.as_role(Role::Approver);
+    for req in &opened {
+        let calls = (0..20).map(|i| {
+            let mut r = Req::new(
+                "POST",
+                &format!("/api/approval-requests/{}/approve", req.id),
+            );
+            r.token(Some(&approver))
+                .body(&json!({"reason": format!("decider {i}")}));
+            let h = &h;
+            async move { h.send(&r).await.status }
+        });
+        let statuses = futures::future::join_all(calls).await;
+        assert!(
+            statuses.iter().all(|s| [200, 409, 503].contains(s)),
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().filter(|s| **s == 200).count() <= 1,
+            "{statuses:?}"
+        );
+        let decisions = loop {
+            match h.app.approvals.decisions(&req.id).await {
+                Ok(d) => break d,
+                Err(_) => continue, // an injected fault on the read itself
+            }
+        };
+        assert_eq!(decisions.len(), 1, "{statuses:?}");
+        let audit = loop {
+            if let Ok(a) = h
+                .app
+                .audit
+                .query(
+                    &AuditQuery {
+                        entity_id: Some(req.id.clone()),
+                        ..Default::default()
+                    },
+                    Some(100),
+                    None,
+                    h.now,
+                )
+                .await
+            {
+                break a;
+            }
+        };
+        let approvals = audit
+            .items
+            .iter()
+            .filter(|e| e.action == "approval.approve")
+            .count();
+        assert_eq!(approvals, 1, "{:?}", audit.items);
+    }
+    let (attempts, injected) = faults.counts();
+    assert!(injected > 0, "{injected} of {attempts}");
+    println!("{injected} faults injected in {attempts} DynamoDB attempts");
+}
