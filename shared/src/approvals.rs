@@ -1,7 +1,9 @@
 //! Approval use cases: opening a request and deciding on it, each with its
 //! audit entry written in the same transaction as the change.
 
-use crate::domain::{ApprovalEvent, ApprovalRequest, AuditEntry, Decision, Recommendation};
+use crate::domain::{
+    ApprovalEvent, ApprovalRequest, AuditAction, AuditEntry, Decision, Recommendation,
+};
 use crate::store::{ApprovalStore, CreateOutcome};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -28,7 +30,7 @@ pub async fn open(
         id: audit_id(&format!("{}|created", request.id)),
         entity_type: ENTITY.into(),
         entity_id: request.id.clone(),
-        action: "approval.requested".into(),
+        action: AuditAction::ApprovalRequested.name(),
         actor: actor.into(),
         at: now,
         outcome: Some("pending".into()),
@@ -101,7 +103,7 @@ pub async fn decide(
         id: audit_id(&format!("{}|{}", current.id, current.status.as_str())),
         entity_type: ENTITY.into(),
         entity_id: current.id.clone(),
-        action: format!("approval.{}", event.as_str()),
+        action: AuditAction::Approval(event).name(),
         actor: actor.into(),
         at: now,
         outcome: Some(next.status.as_str().into()),

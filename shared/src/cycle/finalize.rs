@@ -120,7 +120,7 @@ pub(super) async fn finalize(
             id: stable_id(&format!("{job_id}|completed")),
             entity_type: "cycle".into(),
             entity_id: job_id.clone(),
-            action: "cycle.completed".into(),
+            action: AuditAction::CycleCompleted.name(),
             actor: "system".into(),
             at: tracker.run.started_at,
             outcome: Some("succeeded".into()),

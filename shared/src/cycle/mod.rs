@@ -383,7 +383,7 @@ impl<'p, 'a> Tracker<'p, 'a> {
                 id: stable_id(&format!("{}|alert|{}", self.run.job_id, outcome.stage)),
                 entity_type: "cycle".into(),
                 entity_id: self.run.job_id.clone(),
-                action: "cycle.operator_alert".into(),
+                action: AuditAction::CycleOperatorAlert.name(),
                 actor: "system".into(),
                 at: self.run.started_at,
                 outcome: Some(format!("{failures} consecutive failures")),

@@ -1,5 +1,45 @@
+use super::approval::ApprovalEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// What an audit entry records. Entries store the name as text (readers and
+/// filters work on `approval.approve`, `cycle.completed`, ...); writers name
+/// it through this type, so a misspelt action does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    ApprovalRequested,
+    /// A transition of an approval request: `approval.<event>`.
+    Approval(ApprovalEvent),
+    CycleTriggered,
+    CycleCompleted,
+    CycleOperatorAlert,
+    ThresholdsUpdated,
+    ResourceCreated,
+    ResourceUpdated,
+    MetricsIngested,
+}
+
+impl AuditAction {
+    pub fn name(self) -> String {
+        match self {
+            AuditAction::ApprovalRequested => "approval.requested".into(),
+            AuditAction::Approval(e) => format!("approval.{}", e.as_str()),
+            AuditAction::CycleTriggered => "cycle.triggered".into(),
+            AuditAction::CycleCompleted => "cycle.completed".into(),
+            AuditAction::CycleOperatorAlert => "cycle.operator_alert".into(),
+            AuditAction::ThresholdsUpdated => "thresholds.updated".into(),
+            AuditAction::ResourceCreated => "resource.created".into(),
+            AuditAction::ResourceUpdated => "resource.updated".into(),
+            AuditAction::MetricsIngested => "metrics.ingested".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
 
 /// An immutable record of a write: who did what to which entity, the state
 /// before and after, and the correlation id tying it to a request or cycle.
@@ -24,4 +64,19 @@ pub struct AuditEntry {
     pub post_state: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_the_stored_ones() {
+        assert_eq!(AuditAction::ApprovalRequested.name(), "approval.requested");
+        assert_eq!(
+            AuditAction::Approval(ApprovalEvent::Approve).name(),
+            "approval.approve"
+        );
+        assert_eq!(AuditAction::CycleCompleted.to_string(), "cycle.completed");
+    }
 }

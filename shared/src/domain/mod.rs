@@ -15,7 +15,7 @@ pub mod threshold;
 pub use approval::{
     transition, ApprovalEvent, ApprovalRequest, ApprovalStatus, Decision, IllegalTransition,
 };
-pub use audit::AuditEntry;
+pub use audit::{AuditAction, AuditEntry};
 pub use connection::{has_role, Connection, Role, Subscription, Topic};
 pub use cost_query::{CostQuery, Dimension, Granularity, GroupBy};
 pub use cycle::{CycleRun, Lease, RunStatus, Stage, StageOutcome, Trigger};
