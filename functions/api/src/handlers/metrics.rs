@@ -28,7 +28,13 @@ fn range(
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - Duration::hours(24));
+    // Checked: `to` is the client's, and chrono panics past its year range.
+    let from = match from {
+        Some(f) => f,
+        None => to
+            .checked_sub_signed(Duration::hours(24))
+            .ok_or_else(|| ApiError::bad_request("to is out of range"))?,
+    };
     if from >= to {
         return Err(ApiError::bad_request("from must be before to"));
     }
@@ -324,9 +330,13 @@ pub async fn ingest(ctx: &Ctx<'_>, _: NoQuery, b: MetricsBody) -> Res {
         };
         // JSON has no NaN or infinity; clients that send them as strings are told so.
         let value = match obj.get("value") {
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f.is_finite() => Some(f),
-                _ => {
+            Some(Value::Number(n)) => match n.as_f64().map(number::storable) {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => {
+                    problems.push(problem(i, "value", e.to_string()));
+                    None
+                }
+                None => {
                     problems.push(problem(i, "value", "is not a finite number"));
                     None
                 }

@@ -41,6 +41,12 @@ pub async fn put(ctx: &Ctx<'_>, _: NoQuery, b: ThresholdsBody) -> Res {
             "note is longer than 1000 characters",
         ));
     }
+    if let Some(problems) = unstorable_numbers(&b.rules) {
+        return Err(
+            ApiError::new(422, "unprocessable", "the threshold set is not valid")
+                .with_details(json!({ "problems": problems })),
+        );
+    }
     let current = ctx.app.thresholds.latest().await?;
     let current_version = current.as_ref().map_or(0, |s| s.version);
     if let Some(base) = b.base_version {
@@ -89,6 +95,26 @@ pub async fn put(ctx: &Ctx<'_>, _: NoQuery, b: ThresholdsBody) -> Res {
     entry.id = format!("thresholds|v{}", set.version);
     ctx.app.audit.append(&entry).await?;
     Ok(json_response(201, &to_json(&set)?))
+}
+
+/// The rules' numbers DynamoDB could not store, worded as `validate_set`
+/// words its problems; `None` when every number is storable.
+fn unstorable_numbers(rules: &[ThresholdRule]) -> Option<Vec<String>> {
+    let mut problems = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let mut check = |field: String, x: Option<f64>| {
+            if let Some(Err(e)) = x.map(number::storable) {
+                problems.push(format!("rules[{i}].{field} {e}"));
+            }
+        };
+        check("minCoverage".into(), Some(r.min_coverage));
+        check("headroomPercent".into(), r.headroom_percent);
+        for (j, c) in r.conditions.iter().enumerate() {
+            check(format!("conditions[{j}].value"), Some(c.value));
+            check(format!("conditions[{j}].upper"), c.upper);
+        }
+    }
+    (!problems.is_empty()).then_some(problems)
 }
 
 #[derive(Debug, Deserialize)]
