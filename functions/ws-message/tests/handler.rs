@@ -156,6 +156,8 @@ async fn subscribe_and_unsubscribe_answer_with_the_current_topics() {
             "action": "subscribe",
             "requestId": "sub-1",
             "topics": ["approvals", "jobs", "resource:i-0abc123def4567890"],
+            "total": 3,
+            "truncated": false,
         })
     );
     let jobs = f
@@ -175,6 +177,52 @@ async fn subscribe_and_unsubscribe_answer_with_the_current_topics() {
     assert!(f
         .connections
         .subscribers(&Topic::Approvals, None, None, now())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped_and_the_ack_stays_within_128_kb() {
+    let f = fixture().await;
+    let cap = shared::dynamo::MAX_SUBSCRIPTIONS;
+    // The longest topics there are, a frame's worth at a time, up to the cap.
+    let topic = |i: usize| format!("resource:{i:03}{}", "r".repeat(509));
+    let mut sent = 0;
+    while sent < cap {
+        let batch: Vec<String> = (sent..(sent + 25).min(cap)).map(topic).collect();
+        sent += batch.len();
+        let body = json!({"action": "subscribe", "requestId": sent, "topics": batch}).to_string();
+        let r = handle(&f.deps, with_body(event("subscribe.json"), &body), now()).await;
+        let ack = frame(&r);
+        assert_eq!(ack["type"], "ack", "{ack}");
+        assert_eq!(ack["total"], sent);
+        let Some(Body::Text(t)) = &r.body else {
+            unreachable!()
+        };
+        assert!(t.len() < 128 * 1024, "{} bytes", t.len());
+    }
+    // Re-subscribing to held topics adds nothing and is fine at the cap.
+    let body = json!({"action": "subscribe", "topics": [topic(0)]}).to_string();
+    assert_eq!(
+        f.send(with_body(event("subscribe.json"), &body)).await["type"],
+        "ack"
+    );
+    let body = json!({"action": "subscribe", "requestId": "over", "topics": ["jobs"]}).to_string();
+    let err = f.send(with_body(event("subscribe.json"), &body)).await;
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["code"], "bad_request");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("at most {cap} subscriptions")),
+        "{err}"
+    );
+    assert!(f
+        .connections
+        .subscribers(&Topic::Jobs, None, None, now())
         .await
         .unwrap()
         .items

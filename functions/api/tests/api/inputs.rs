@@ -5,6 +5,7 @@
 use crate::common::*;
 use serde_json::{json, Value};
 use shared::domain::*;
+use shared::store::ConnectionStore;
 
 /// Dates and integers at and past chrono's and the integer types' ranges.
 const EXTREMES: &[&str] = &[
@@ -246,5 +247,134 @@ async fn decision_details_dynamodb_cannot_store_are_refused() {
             )
             .await;
         assert_eq!(r.status, 422, "{v}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn websocket_status_lists_a_bounded_number_of_topics() {
+    let h = harness().await;
+    let conns = shared::dynamo::DynamoConnections::new(
+        aws_sdk_dynamodb::Client::new(&h.stack.config),
+        h.stack.table("ConnectionsTable"),
+        shared::store::PageTokenCodec::new("k"),
+    );
+    for c in 0..3 {
+        let id = format!("c{c}");
+        conns
+            .put(&Connection {
+                connection_id: id.clone(),
+                user_id: "u".into(),
+                roles: vec![Role::Viewer],
+                connected_at: h.now,
+                expires_at: h.now + chrono::Duration::hours(2),
+            })
+            .await
+            .unwrap();
+        let mut topics: Vec<Topic> = (0..49)
+            .map(|i| Topic::Resource(format!("r-{c}-{i}")))
+            .collect();
+        topics.push(Topic::Jobs);
+        conns.subscribe(&id, &topics, h.now).await.unwrap();
+    }
+    let r = h
+        .call(Role::Viewer, "GET", "/api/websocket/status", &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["subscriptions"], 150);
+    assert_eq!(r.body["topics"], 148);
+    assert_eq!(r.body["byTopic"].as_object().unwrap().len(), 100);
+    assert_eq!(r.body["byTopic"]["jobs"], 3, "the most subscribed first");
+    assert_eq!(r.body["byTopicTruncated"], true);
+}
+
+#[tokio::test]
+async fn unbounded_bodies_are_refused_before_any_work() {
+    let h = harness().await;
+    // 100,000 services: refused on the count, at once.
+    let services: Vec<&str> = vec!["ec2"; 100_000];
+    let started = std::time::Instant::now();
+    let r = h
+        .call(
+            Role::Operator,
+            "POST",
+            "/api/scheduler/trigger",
+            &[],
+            Some(json!({ "services": services })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A body past MAX_BODY_BYTES is refused before it is parsed.
+    let mut req = Req::new("POST", "/api/scheduler/trigger");
+    req.token(Some(&h.as_role(Role::Operator)))
+        .raw_body(&format!(
+            "{{\"services\":[{}\"ec2\"]}}",
+            "\"ec2\",".repeat(api::MAX_BODY_BYTES / 6)
+        ));
+    assert_eq!(h.send(&req).await.status, 413);
+
+    let rules = h
+        .call(Role::Viewer, "GET", "/api/thresholds", &[], None)
+        .await
+        .body["rules"]
+        .clone();
+    let rule = rules[0].clone();
+    let many: Vec<Value> = (0..201)
+        .map(|i| {
+            let mut r = rule.clone();
+            r["id"] = json!(format!("r{i}"));
+            r
+        })
+        .collect();
+    let mut long = rules.clone();
+    long[0]["description"] = json!("d".repeat(1001));
+    let mut long_id = rules.clone();
+    long_id[0]["id"] = json!("i".repeat(129));
+    for (what, body) in [
+        ("201 rules", json!({ "rules": many })),
+        ("a long description", json!({ "rules": long })),
+        ("a long id", json!({ "rules": long_id })),
+    ] {
+        let r = h
+            .call(Role::Admin, "POST", "/api/thresholds", &[], Some(body))
+            .await;
+        assert_eq!(r.status, 422, "{what}: {r:?}");
+        assert!(r.body.to_string().len() < 4096, "{what}: a short refusal");
+    }
+
+    let base = json!({"service": "ec2", "id": "i-b", "region": "us-east-1"});
+    let with = |k: &str, v: Value| {
+        let mut r = base.clone();
+        r[k] = v;
+        json!({ "resources": [r] })
+    };
+    let attrs: serde_json::Map<String, Value> =
+        (0..101).map(|i| (format!("a{i}"), json!(i))).collect();
+    for (what, body) in [
+        (
+            "a long tag key",
+            with("tags", json!({ "k".repeat(129): "v" })),
+        ),
+        (
+            "a long tag value",
+            with("tags", json!({ "k": "v".repeat(257) })),
+        ),
+        ("101 attributes", with("attributes", Value::Object(attrs))),
+        (
+            "a long resource type",
+            with("resourceType", json!("t".repeat(129))),
+        ),
+        (
+            "a long relation kind",
+            with(
+                "relations",
+                json!([{ "kind": "k".repeat(65), "targetId": "x" }]),
+            ),
+        ),
+    ] {
+        let r = h
+            .call(Role::Operator, "POST", "/api/resources", &[], Some(body))
+            .await;
+        assert_eq!(r.status, 422, "{what}: {r:?}");
     }
 }
