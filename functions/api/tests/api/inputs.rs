@@ -378,3 +378,63 @@ async fn unbounded_bodies_are_refused_before_any_work() {
         assert_eq!(r.status, 422, "{what}: {r:?}");
     }
 }
+
+#[tokio::test]
+async fn a_metrics_batch_is_audited_once_with_its_actor_even_when_retried() {
+    let h = harness().await;
+    let samples: Vec<Value> = (0..60)
+        .map(|i| json!({"resourceId": format!("i-{i:02}"), "service": "ec2", "metric": "CPUUtilization", "timestamp": "2026-11-23T11:00:00Z", "value": i}))
+        .collect();
+    let body = json!({ "samples": samples });
+    let first = h
+        .call(
+            Role::Operator,
+            "POST",
+            "/api/metrics",
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let again = h
+        .call(Role::Operator, "POST", "/api/metrics", &[], Some(body))
+        .await;
+    assert_eq!(again.status, 200, "{again:?}");
+    let id = first.body["auditId"].as_str().unwrap();
+    assert_eq!(again.body["auditId"], id, "a retry names the same entry");
+    let trail = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/audit-trail",
+            &[("action", "metrics.ingested")],
+            None,
+        )
+        .await;
+    let items = trail.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{trail:?}");
+    let e = &items[0];
+    assert_eq!(e["entityId"], id);
+    assert_eq!(e["actor"], "operator");
+    assert_eq!(e["postState"]["samples"], 60);
+    assert_eq!(e["postState"]["resources"], 60);
+    assert_eq!(e["postState"]["resourceIds"].as_array().unwrap().len(), 50);
+    assert_eq!(e["postState"]["resourceIds"][0], "i-00");
+    assert_eq!(e["postState"]["resourceIdsTruncated"], true);
+    // Another batch is another entry.
+    let other = json!({"samples": [{"resourceId": "i-00", "service": "ec2", "metric": "CPUUtilization", "timestamp": "2026-11-23T11:00:00Z", "value": 99}]});
+    let r = h
+        .call(Role::Operator, "POST", "/api/metrics", &[], Some(other))
+        .await;
+    assert_ne!(r.body["auditId"], id);
+    let trail = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/audit-trail",
+            &[("action", "metrics.ingested")],
+            None,
+        )
+        .await;
+    assert_eq!(trail.body["items"].as_array().unwrap().len(), 2);
+}
