@@ -255,12 +255,49 @@ async fn run_cycle_queues_exactly_one_job_and_one_message_read_like_a_scheduled_
     assert_eq!(messages[0].job_id, job_id);
     assert_eq!(messages[0].kind, JobKind::OptimizationCycle);
 
-    // The client resending the same request gets the same job, not a second.
+    // The client resending the same request inside the window is told the
+    // window's job (its own) and when the next cycle may be asked for.
     let again = f.send(event("run-cycle.json")).await;
+    assert_eq!(again["type"], "error", "{again}");
+    assert_eq!(again["code"], "rate_limited");
     assert_eq!(again["jobId"], job_id.as_str());
-    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["requestId"], "run-1");
     assert_eq!(f.job_count().await, 1);
     assert!(f.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn run_cycle_shares_the_rest_triggers_one_a_minute_window() {
+    let f = fixture().await;
+    // 12:05:00 opens a window; REST would derive the same job id.
+    let expected = shared::jobs::manual_cycle(now());
+    let ack = f.send(event("run-cycle.json")).await;
+    assert_eq!(ack["jobId"], expected.job_id.as_str(), "{ack}");
+    // A flood of distinct requests inside the window queues nothing more.
+    for i in 0..5 {
+        let body = json!({"action": "runCycle", "requestId": format!("flood-{i}")}).to_string();
+        let r = handle(
+            &f.deps,
+            with_body(event("run-cycle.json"), &body),
+            now() + Duration::seconds(50),
+        )
+        .await;
+        let err = frame(&r);
+        assert_eq!(err["code"], "rate_limited", "{err}");
+        assert_eq!(err["retryAfterSeconds"], 10);
+        assert_eq!(err["jobId"], expected.job_id.as_str());
+    }
+    assert_eq!(f.job_count().await, 1);
+    // The next window takes the next cycle.
+    let body = json!({"action": "runCycle", "requestId": "later"}).to_string();
+    let r = handle(
+        &f.deps,
+        with_body(event("run-cycle.json"), &body),
+        now() + Duration::seconds(60),
+    )
+    .await;
+    assert_eq!(frame(&r)["status"], "queued");
+    assert_eq!(f.job_count().await, 2);
 }
 
 #[tokio::test]
