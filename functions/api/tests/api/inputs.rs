@@ -30,7 +30,8 @@ const EXTREMES: &[&str] = &[
 async fn extreme_dates_and_integers_are_400_on_every_parameter() {
     let h = harness().await;
     // (path, the parameter, the others the route needs)
-    let table: &[(&str, &str, &[(&str, &str)])] = &[
+    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let table: &[Row] = &[
         ("/api/audit-trail", "from", &[]),
         ("/api/audit-trail", "to", &[]),
         ("/api/audit-trail", "limit", &[]),
