@@ -71,9 +71,47 @@ pub fn scheduled_job_id(rule: &str, time: DateTime<Utc>) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
 }
 
+/// One manual cycle per this many seconds, whoever asks and through
+/// whichever edge (REST trigger, WebSocket `runCycle`).
+pub const MANUAL_CYCLE_WINDOW_SECONDS: i64 = 60;
+
+/// The job a manual cycle asked for at `now` is: the same for every request
+/// in one window, so a second request inside it finds the job instead of
+/// queuing another (a flood of cycles would push the last good run out of
+/// the recent runs that recommendations are read from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualCycle {
+    pub job_id: String,
+    /// Seconds until the next window opens.
+    pub retry_after_seconds: i64,
+}
+
+pub fn manual_cycle(now: DateTime<Utc>) -> ManualCycle {
+    let w = MANUAL_CYCLE_WINDOW_SECONDS;
+    let window = now.timestamp().div_euclid(w);
+    ManualCycle {
+        job_id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("manual|{window}").as_bytes(),
+        )
+        .to_string(),
+        retry_after_seconds: w - now.timestamp().rem_euclid(w),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_manual_cycle_per_window() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let a = manual_cycle(t("2026-11-23T10:00:00Z"));
+        let b = manual_cycle(t("2026-11-23T10:00:59Z"));
+        assert_eq!(a.job_id, b.job_id);
+        assert_eq!((a.retry_after_seconds, b.retry_after_seconds), (60, 1));
+        assert_ne!(a.job_id, manual_cycle(t("2026-11-23T10:01:00Z")).job_id);
+    }
 
     #[test]
     fn scheduled_ids_are_stable_and_distinct() {

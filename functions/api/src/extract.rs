@@ -234,15 +234,22 @@ pub mod field {
         }
     }
 
-    /// An RFC 3339 instant.
+    /// An RFC 3339 instant from 1970 to 9999 in UTC. An offset can carry a
+    /// four-digit year past either end; the stores key by epoch seconds and
+    /// fixed-width text, which only that range keeps in order, and handlers
+    /// compute periods from it.
     pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
         let Some(v) = text(d)? else { return Ok(None) };
+        let range = DateTime::UNIX_EPOCH.timestamp()..=253_402_300_799; // 9999-12-31T23:59:59Z
         DateTime::parse_from_rfc3339(&v)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| {
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| range.contains(&t.timestamp()))
+            .map(Some)
+            .ok_or_else(|| {
                 D::Error::invalid_value(
                     Unexpected::Str(&v),
-                    &"an RFC 3339 time such as 2026-11-23T10:00:00Z",
+                    &"an RFC 3339 time from 1970 to 9999 such as 2026-11-23T10:00:00Z",
                 )
             })
     }
@@ -502,7 +509,7 @@ mod tests {
         );
         assert_eq!(
             message(query(&request("from=monday"))),
-            "from must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got 'monday'"
+            "from must be an RFC 3339 time from 1970 to 9999 such as 2026-11-23T10:00:00Z, got 'monday'"
         );
         assert!(message(query(&request("service=ec3"))).starts_with("unknown service 'ec3'"));
         // The first field declared is the one reported.

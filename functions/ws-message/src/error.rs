@@ -5,6 +5,8 @@
 pub struct FrameError {
     pub code: &'static str,
     pub message: String,
+    /// Further fields of the frame, e.g. `retryAfterSeconds`.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl FrameError {
@@ -12,7 +14,13 @@ impl FrameError {
         FrameError {
             code,
             message: message.into(),
+            fields: serde_json::Map::new(),
         }
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(name.into(), value.into());
+        self
     }
 
     pub fn bad(message: impl Into<String>) -> Self {

@@ -121,7 +121,11 @@ async fn frame_for(
             if e.code != "internal" {
                 tracing::info!(code = e.code, message = %e.message, action = ?action.map(Action::as_str), "request refused");
             }
-            json!({ "type": "error", "code": e.code, "message": e.message })
+            let mut frame = e.fields;
+            frame.insert("type".into(), json!("error"));
+            frame.insert("code".into(), json!(e.code));
+            frame.insert("message".into(), json!(e.message));
+            Value::Object(frame)
         }
     };
     if let Some(obj) = frame.as_object_mut() {

@@ -156,6 +156,8 @@ async fn subscribe_and_unsubscribe_answer_with_the_current_topics() {
             "action": "subscribe",
             "requestId": "sub-1",
             "topics": ["approvals", "jobs", "resource:i-0abc123def4567890"],
+            "total": 3,
+            "truncated": false,
         })
     );
     let jobs = f
@@ -175,6 +177,52 @@ async fn subscribe_and_unsubscribe_answer_with_the_current_topics() {
     assert!(f
         .connections
         .subscribers(&Topic::Approvals, None, None, now())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped_and_the_ack_stays_within_128_kb() {
+    let f = fixture().await;
+    let cap = shared::dynamo::MAX_SUBSCRIPTIONS;
+    // The longest topics there are, a frame's worth at a time, up to the cap.
+    let topic = |i: usize| format!("resource:{i:03}{}", "r".repeat(509));
+    let mut sent = 0;
+    while sent < cap {
+        let batch: Vec<String> = (sent..(sent + 25).min(cap)).map(topic).collect();
+        sent += batch.len();
+        let body = json!({"action": "subscribe", "requestId": sent, "topics": batch}).to_string();
+        let r = handle(&f.deps, with_body(event("subscribe.json"), &body), now()).await;
+        let ack = frame(&r);
+        assert_eq!(ack["type"], "ack", "{ack}");
+        assert_eq!(ack["total"], sent);
+        let Some(Body::Text(t)) = &r.body else {
+            unreachable!()
+        };
+        assert!(t.len() < 128 * 1024, "{} bytes", t.len());
+    }
+    // Re-subscribing to held topics adds nothing and is fine at the cap.
+    let body = json!({"action": "subscribe", "topics": [topic(0)]}).to_string();
+    assert_eq!(
+        f.send(with_body(event("subscribe.json"), &body)).await["type"],
+        "ack"
+    );
+    let body = json!({"action": "subscribe", "requestId": "over", "topics": ["jobs"]}).to_string();
+    let err = f.send(with_body(event("subscribe.json"), &body)).await;
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["code"], "bad_request");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("at most {cap} subscriptions")),
+        "{err}"
+    );
+    assert!(f
+        .connections
+        .subscribers(&Topic::Jobs, None, None, now())
         .await
         .unwrap()
         .items
@@ -207,12 +255,49 @@ async fn run_cycle_queues_exactly_one_job_and_one_message_read_like_a_scheduled_
     assert_eq!(messages[0].job_id, job_id);
     assert_eq!(messages[0].kind, JobKind::OptimizationCycle);
 
-    // The client resending the same request gets the same job, not a second.
+    // The client resending the same request inside the window is told the
+    // window's job (its own) and when the next cycle may be asked for.
     let again = f.send(event("run-cycle.json")).await;
+    assert_eq!(again["type"], "error", "{again}");
+    assert_eq!(again["code"], "rate_limited");
     assert_eq!(again["jobId"], job_id.as_str());
-    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["requestId"], "run-1");
     assert_eq!(f.job_count().await, 1);
     assert!(f.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn run_cycle_shares_the_rest_triggers_one_a_minute_window() {
+    let f = fixture().await;
+    // 12:05:00 opens a window; REST would derive the same job id.
+    let expected = shared::jobs::manual_cycle(now());
+    let ack = f.send(event("run-cycle.json")).await;
+    assert_eq!(ack["jobId"], expected.job_id.as_str(), "{ack}");
+    // A flood of distinct requests inside the window queues nothing more.
+    for i in 0..5 {
+        let body = json!({"action": "runCycle", "requestId": format!("flood-{i}")}).to_string();
+        let r = handle(
+            &f.deps,
+            with_body(event("run-cycle.json"), &body),
+            now() + Duration::seconds(50),
+        )
+        .await;
+        let err = frame(&r);
+        assert_eq!(err["code"], "rate_limited", "{err}");
+        assert_eq!(err["retryAfterSeconds"], 10);
+        assert_eq!(err["jobId"], expected.job_id.as_str());
+    }
+    assert_eq!(f.job_count().await, 1);
+    // The next window takes the next cycle.
+    let body = json!({"action": "runCycle", "requestId": "later"}).to_string();
+    let r = handle(
+        &f.deps,
+        with_body(event("run-cycle.json"), &body),
+        now() + Duration::seconds(60),
+    )
+    .await;
+    assert_eq!(frame(&r)["status"], "queued");
+    assert_eq!(f.job_count().await, 2);
 }
 
 #[tokio::test]

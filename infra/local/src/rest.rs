@@ -17,12 +17,42 @@ use std::sync::Arc;
 /// API Gateway refuses payloads above 10 MB.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 
-/// The REST proxy event for one HTTP request.
-pub fn proxy_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Value {
+/// The host API Gateway names locally (`requestContext.domainName`).
+const DOMAIN: &str = "127.0.0.1";
+
+/// Headers API Gateway sets itself and never takes from the client: the
+/// function builds its request URL from them, so a client's value would be
+/// trusted as the API's own address (and a malformed one made lambda_http's
+/// URL parsing panic, which aborts the whole local stack).
+fn set_by_gateway(name: &str) -> bool {
+    name == "host" || name == "forwarded" || name.starts_with("x-forwarded-")
+}
+
+/// The REST proxy event for one HTTP request to the listener on `port`.
+pub fn proxy_event(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    port: u16,
+) -> Value {
     let path = uri.path().to_string();
     let mut single = Map::new();
     let mut multi: Map<String, Value> = Map::new();
+    let own = [
+        ("host", format!("{DOMAIN}:{port}")),
+        ("x-forwarded-for", DOMAIN.to_string()),
+        ("x-forwarded-port", port.to_string()),
+        ("x-forwarded-proto", "http".to_string()),
+    ];
+    for (k, v) in own {
+        single.insert(k.to_string(), json!(v));
+        multi.insert(k.to_string(), json!([v]));
+    }
     for (k, v) in headers {
+        if set_by_gateway(k.as_str()) {
+            continue;
+        }
         let v = String::from_utf8_lossy(v.as_bytes()).to_string();
         single.insert(k.as_str().to_string(), json!(v));
         if let Some(a) = multi
@@ -80,7 +110,7 @@ pub fn proxy_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8])
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "domainName": "127.0.0.1",
+            "domainName": DOMAIN,
             "httpMethod": method.as_str(),
             "identity": { "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok()) },
             "path": format!("/local{path}"),
@@ -116,13 +146,14 @@ where
     Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let port = listener.local_addr().map_or(0, |a| a.port());
     let app = axum::Router::new()
         .fallback(
-            |State(handler): State<Arc<F>>,
-             method: Method,
-             uri: Uri,
-             headers: HeaderMap,
-             body: Bytes| async move {
+            move |State(handler): State<Arc<F>>,
+                  method: Method,
+                  uri: Uri,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
                 if body.len() > MAX_PAYLOAD_BYTES {
                     return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
                 }
@@ -130,7 +161,7 @@ where
                     // What API Gateway answers for a resource it does not have.
                     return gateway_error(StatusCode::FORBIDDEN, "Missing Authentication Token");
                 }
-                let event = proxy_event(&method, &uri, &headers, &body);
+                let event = proxy_event(&method, &uri, &headers, &body, port);
                 // The event type is API Gateway's own; lambda_http converts it.
                 let request = match serde_json::from_value::<ApiGatewayProxyRequest>(event.clone())
                     .ok()

@@ -7,6 +7,7 @@ pub mod cost_query;
 pub mod cycle;
 pub mod job;
 pub mod metric;
+pub mod number;
 pub mod recommendation;
 pub mod resource;
 pub mod service;

@@ -19,6 +19,11 @@ pub struct DynamoConnections {
     tokens: PageTokenCodec,
 }
 
+/// Subscriptions one connection may hold: what a subscribe acknowledges
+/// (every topic, each up to 521 characters) stays far below API Gateway's
+/// 128 KB frame limit.
+pub const MAX_SUBSCRIPTIONS: usize = 50;
+
 fn conn_pk(id: &str) -> String {
     format!("CONN#{id}")
 }
@@ -115,6 +120,22 @@ impl ConnectionStore for DynamoConnections {
             .get(connection_id, now)
             .await?
             .ok_or_else(|| Error::not_found("connection", connection_id))?;
+        // A read before the write: two subscribes racing on one connection
+        // could pass it together, by at most one frame's topics; readers of
+        // the list bound what they show regardless.
+        let mut held: std::collections::BTreeSet<Topic> = self
+            .topics_of(connection_id, now)
+            .await?
+            .into_iter()
+            .collect();
+        let before = held.len();
+        held.extend(topics.iter().cloned());
+        if held.len() > MAX_SUBSCRIPTIONS {
+            return Err(Error::Validation(format!(
+                "a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions; this one has {before} and the request adds {}",
+                held.len() - before
+            )));
+        }
         // A subscription lives no longer than its connection. Writing them
         // with a check that the connection still exists keeps a disconnect
         // that races a subscribe from leaving orphans behind.

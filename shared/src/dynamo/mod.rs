@@ -21,7 +21,7 @@ mod thresholds;
 pub use approvals::DynamoApprovals;
 pub use audit::DynamoAudit;
 pub use connection_stats::{ConnectionStats, ConnectionStatsSource, DynamoConnectionStats};
-pub use connections::DynamoConnections;
+pub use connections::{DynamoConnections, MAX_SUBSCRIPTIONS};
 pub use cost_cache::DynamoCostCache;
 pub use cycles::DynamoCycles;
 pub use inventory::DynamoInventory;

@@ -69,7 +69,13 @@ pub struct ReportQuery {
 /// unless given) and the decisions in it.
 pub async fn report(ctx: &Ctx<'_>, rq: ReportQuery) -> Res {
     let to = rq.to.unwrap_or(ctx.now);
-    let from = rq.from.unwrap_or(to - Duration::days(30));
+    // Checked: `to` is the client's, and chrono panics past its year range.
+    let from = match rq.from {
+        Some(f) => f,
+        None => to
+            .checked_sub_signed(Duration::days(30))
+            .ok_or_else(|| ApiError::bad_request("to is out of range"))?,
+    };
     if from > to {
         return Err(ApiError::bad_request("from must not be after to"));
     }

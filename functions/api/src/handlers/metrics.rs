@@ -16,6 +16,9 @@ pub const MAX_METRIC_BATCH: usize = 1000;
 
 const MAX_METRIC_RANGE_DAYS: i64 = 31;
 
+/// Resource ids one ingest's audit entry names (a batch may touch 1,000).
+const MAX_AUDITED_RESOURCES: usize = 50;
+
 /// Most resources one `GET /metrics` summarises.
 const MAX_SUMMARY_RESOURCES: usize = 20;
 /// Most samples read per resource for a summary.
@@ -28,7 +31,13 @@ fn range(
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - Duration::hours(24));
+    // Checked: `to` is the client's, and chrono panics past its year range.
+    let from = match from {
+        Some(f) => f,
+        None => to
+            .checked_sub_signed(Duration::hours(24))
+            .ok_or_else(|| ApiError::bad_request("to is out of range"))?,
+    };
     if from >= to {
         return Err(ApiError::bad_request("from must be before to"));
     }
@@ -324,9 +333,13 @@ pub async fn ingest(ctx: &Ctx<'_>, _: NoQuery, b: MetricsBody) -> Res {
         };
         // JSON has no NaN or infinity; clients that send them as strings are told so.
         let value = match obj.get("value") {
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f.is_finite() => Some(f),
-                _ => {
+            Some(Value::Number(n)) => match n.as_f64().map(number::storable) {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => {
+                    problems.push(problem(i, "value", e.to_string()));
+                    None
+                }
+                None => {
                     problems.push(problem(i, "value", "is not a finite number"));
                     None
                 }
@@ -382,17 +395,47 @@ pub async fn ingest(ctx: &Ctx<'_>, _: NoQuery, b: MetricsBody) -> Res {
         samples.iter().map(|s| s.resource_id.as_str()).collect();
     let first = samples.iter().map(|s| s.timestamp).min();
     let last = samples.iter().map(|s| s.timestamp).max();
-    let batch_id = uuid::Uuid::new_v4().to_string();
-    let entry = ctx.audit_entry(
+    // The same batch from the same caller names the same entry: the metrics
+    // write is idempotent, so a retry must not audit a second ingest.
+    let content = serde_json::to_string(&samples).map_err(shared::Error::from)?;
+    let batch_id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("metrics|{}|{content}", ctx.actor).as_bytes(),
+    )
+    .to_string();
+    let listed: Vec<&str> = resources
+        .iter()
+        .copied()
+        .take(MAX_AUDITED_RESOURCES)
+        .collect();
+    let mut entry = ctx.audit_entry(
         "metrics",
         &batch_id,
         "metrics.ingested",
         None,
-        Some(
-            json!({ "samples": samples.len(), "written": written, "resources": resources.len(), "from": first, "to": last }),
-        ),
+        Some(json!({
+            "samples": samples.len(), "written": written, "resources": resources.len(),
+            "resourceIds": listed, "resourceIdsTruncated": resources.len() > listed.len(),
+            "from": first, "to": last,
+        })),
     );
-    ctx.app.audit.append(&entry).await?;
+    entry.id = batch_id.clone();
+    let earlier = AuditQuery {
+        entity_id: Some(batch_id.clone()),
+        ..AuditQuery::default()
+    };
+    let seen = ctx
+        .app
+        .audit
+        .query(&earlier, Some(1), None, ctx.now)
+        .await?;
+    if seen.items.is_empty() {
+        match ctx.app.audit.append(&entry).await {
+            // A retry racing this one within the same second wrote it.
+            Ok(()) | Err(shared::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(json_response(
         200,
         &json!({ "accepted": samples.len(), "written": written, "auditId": entry.id }),

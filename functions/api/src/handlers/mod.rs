@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use shared::domain::AuditEntry;
+use shared::domain::{number, AuditEntry};
 use shared::store::Page;
 
 pub type Res = Result<Response<Body>, ApiError>;
@@ -69,14 +69,19 @@ fn to_json<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
 }
 
 /// What DynamoDB can store and give back: numbers within its range
-/// (|x| < 1e125, kept far lower here), no empty map keys, bounded nesting.
+/// (`shared::domain::number`; the upper bound kept far lower here, |x| <
+/// 1e15, where integers are still exact in an `f64`), no empty map keys,
+/// bounded nesting.
 fn storable(v: &Value, depth: usize) -> Result<(), &'static str> {
     if depth > 16 {
         return Err("nested too deeply");
     }
     match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(()),
+        Value::Number(n) => match n.as_f64().map(number::storable) {
+            Some(Ok(f)) if f.abs() < 1e15 => Ok(()),
+            Some(Err(number::NumberError::TooSmall)) => Err(
+                "a number is too small: a non-zero magnitude must be at least 1e-130 (send 0 for zero)",
+            ),
             _ => Err("a number is out of range (|x| < 1e15)"),
         },
         Value::Array(a) => a.iter().try_for_each(|x| storable(x, depth + 1)),

@@ -56,6 +56,9 @@ pub async fn get(ctx: &Ctx<'_>, id: &str, _: NoQuery) -> Res {
 /// must stay well under DynamoDB's 400 KB item limit.
 const MAX_RESOURCE_BYTES: usize = 32 * 1024;
 
+/// Service-specific facts on one resource.
+const MAX_ATTRIBUTES: usize = 100;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcesBody {
@@ -114,11 +117,41 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
         if r.tags.len() > 50 {
             problems.push(problem(i, "tags", "at most 50 tags"));
         }
+        // AWS's own tag limits.
+        if r.tags
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
+        {
+            problems.push(problem(
+                i,
+                "tags",
+                "a tag key is 1 to 128 characters, a value at most 256",
+            ));
+        }
+        if r.attributes.len() > MAX_ATTRIBUTES || r.attributes.keys().any(|k| k.len() > 255) {
+            problems.push(problem(
+                i,
+                "attributes",
+                format!("at most {MAX_ATTRIBUTES} attributes, each name at most 255 bytes"),
+            ));
+        }
+        if r.resource_type
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 128)
+        {
+            problems.push(problem(i, "resourceType", "at most 128 characters"));
+        }
         if r.relations.len() > 100 {
             problems.push(problem(i, "relations", "at most 100 relations"));
         }
         for rel in &r.relations {
-            if rel.target_id.trim().is_empty() || rel.kind.trim().is_empty() {
+            if rel.target_id.len() > 512 || rel.kind.len() > 64 {
+                problems.push(problem(
+                    i,
+                    "relations",
+                    "a relation's kind is at most 64 bytes and its targetId 512",
+                ));
+            } else if rel.target_id.trim().is_empty() || rel.kind.trim().is_empty() {
                 problems.push(problem(
                     i,
                     "relations",

@@ -6,7 +6,7 @@ use crate::extract::NoQuery;
 use serde::Deserialize;
 use serde_json::json;
 use shared::domain::*;
-use shared::jobs::{submit, Submitted};
+use shared::jobs::{manual_cycle, submit, Submitted, MANUAL_CYCLE_WINDOW_SECONDS};
 use shared::store::*;
 
 /// `GET /scheduler/status`: the schedule, whether a cycle runs now, recent runs.
@@ -34,10 +34,6 @@ pub struct TriggerBody {
     services: Option<Vec<String>>,
     dry_run: Option<bool>,
 }
-
-/// One manual trigger per this many seconds: the job id is derived from the
-/// window, so a second trigger inside it finds the job and is told to wait.
-const TRIGGER_WINDOW_SECONDS: i64 = 60;
 
 /// `POST /scheduler/trigger`: queues a manual cycle.
 pub async fn trigger(ctx: &Ctx<'_>, _: NoQuery, b: TriggerBody) -> Res {
@@ -67,12 +63,10 @@ pub async fn trigger(ctx: &Ctx<'_>, _: NoQuery, b: TriggerBody) -> Res {
                 .map_err(|e| ApiError::new(422, "unprocessable", e.to_string()))?
         }
     };
-    let window = ctx.now.timestamp().div_euclid(TRIGGER_WINDOW_SECONDS);
-    let id = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_URL,
-        format!("manual|{window}").as_bytes(),
-    )
-    .to_string();
+    // One manual cycle per window: a second trigger inside it finds the job
+    // and is told to wait.
+    let manual = manual_cycle(ctx.now);
+    let id = manual.job_id;
     let params = CycleParams {
         dry_run: b.dry_run.unwrap_or(false),
         requested_by: Some(ctx.actor.clone()),
@@ -95,13 +89,12 @@ pub async fn trigger(ctx: &Ctx<'_>, _: NoQuery, b: TriggerBody) -> Res {
             ))
         }
         Submitted::Duplicate(job) => {
-            let retry =
-                TRIGGER_WINDOW_SECONDS - ctx.now.timestamp().rem_euclid(TRIGGER_WINDOW_SECONDS);
+            let retry = manual.retry_after_seconds;
             Err(ApiError::new(
                 429,
                 "rate_limited",
                 format!(
-                    "a cycle was triggered less than {TRIGGER_WINDOW_SECONDS} s ago (job {})",
+                    "a cycle was triggered less than {MANUAL_CYCLE_WINDOW_SECONDS} s ago (job {})",
                     job.id
                 ),
             )

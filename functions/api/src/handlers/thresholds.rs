@@ -41,6 +41,18 @@ pub async fn put(ctx: &Ctx<'_>, _: NoQuery, b: ThresholdsBody) -> Res {
             "note is longer than 1000 characters",
         ));
     }
+    if let Some(problems) = unbounded(&b.rules) {
+        return Err(
+            ApiError::new(422, "unprocessable", "the threshold set is not valid")
+                .with_details(json!({ "problems": problems })),
+        );
+    }
+    if let Some(problems) = unstorable_numbers(&b.rules) {
+        return Err(
+            ApiError::new(422, "unprocessable", "the threshold set is not valid")
+                .with_details(json!({ "problems": problems })),
+        );
+    }
     let current = ctx.app.thresholds.latest().await?;
     let current_version = current.as_ref().map_or(0, |s| s.version);
     if let Some(base) = b.base_version {
@@ -89,6 +101,71 @@ pub async fn put(ctx: &Ctx<'_>, _: NoQuery, b: ThresholdsBody) -> Res {
     entry.id = format!("thresholds|v{}", set.version);
     ctx.app.audit.append(&entry).await?;
     Ok(json_response(201, &to_json(&set)?))
+}
+
+/// Rules in one set: the built-in set has 25.
+const MAX_RULES: usize = 200;
+const MAX_CONDITIONS: usize = 20;
+const MAX_RULE_ID: usize = 128;
+const MAX_DESCRIPTION: usize = 1000;
+const MAX_NAME: usize = 255;
+
+/// Counts and lengths past the bounds, checked before the rules are
+/// validated so a refusal's problem list stays small whatever was sent.
+fn unbounded(rules: &[ThresholdRule]) -> Option<Vec<String>> {
+    if rules.len() > MAX_RULES {
+        return Some(vec![format!(
+            "at most {MAX_RULES} rules, got {}",
+            rules.len()
+        )]);
+    }
+    let mut problems = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        if r.id.chars().count() > MAX_RULE_ID {
+            problems.push(format!(
+                "rules[{i}].id is longer than {MAX_RULE_ID} characters"
+            ));
+        }
+        if r.description.chars().count() > MAX_DESCRIPTION {
+            problems.push(format!(
+                "rules[{i}].description is longer than {MAX_DESCRIPTION} characters"
+            ));
+        }
+        if r.conditions.len() > MAX_CONDITIONS {
+            problems.push(format!(
+                "rules[{i}] has more than {MAX_CONDITIONS} conditions"
+            ));
+        }
+        if r.conditions
+            .iter()
+            .any(|c| c.metric.len() > MAX_NAME || c.statistic.len() > MAX_NAME)
+        {
+            problems.push(format!(
+                "rules[{i}]: a condition's metric or statistic is longer than {MAX_NAME} bytes"
+            ));
+        }
+    }
+    (!problems.is_empty()).then_some(problems)
+}
+
+/// The rules' numbers DynamoDB could not store, worded as `validate_set`
+/// words its problems; `None` when every number is storable.
+fn unstorable_numbers(rules: &[ThresholdRule]) -> Option<Vec<String>> {
+    let mut problems = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let mut check = |field: String, x: Option<f64>| {
+            if let Some(Err(e)) = x.map(number::storable) {
+                problems.push(format!("rules[{i}].{field} {e}"));
+            }
+        };
+        check("minCoverage".into(), Some(r.min_coverage));
+        check("headroomPercent".into(), r.headroom_percent);
+        for (j, c) in r.conditions.iter().enumerate() {
+            check(format!("conditions[{j}].value"), Some(c.value));
+            check(format!("conditions[{j}].upper"), c.upper);
+        }
+    }
+    (!problems.is_empty()).then_some(problems)
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ mod common;
 
 mod approvals;
 mod audit;
+mod inputs;
 mod metrics;
 mod recommendations;
 mod resources;

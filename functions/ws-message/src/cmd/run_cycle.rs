@@ -1,7 +1,8 @@
-use super::{queue, Action, Context, Parse};
+use super::{Context, Parse};
 use crate::error::FrameError;
-use serde_json::Value;
+use serde_json::{json, Value};
 use shared::domain::{has_role, CycleParams, Job, JobSource, Role, Service, Trigger};
+use shared::jobs::{manual_cycle, submit, Submitted, MANUAL_CYCLE_WINDOW_SECONDS};
 
 /// `runCycle`: an optimisation cycle, for operators and above.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,10 +50,33 @@ impl RunCycle {
             requested_by: Some(connection.user_id.clone()),
             ..CycleParams::new(Trigger::Manual, JobSource::Websocket, self.services)
         };
-        let requester = connection.user_id.clone();
-        queue(ctx, &connection, Action::RunCycle, |id| {
-            Job::cycle(id, requester, &params, ctx.now)
-        })
+        // The same window as REST's trigger: one manual cycle a minute,
+        // whoever asks. A resend of a request inside the window is told so
+        // too, with the window's job id, which is the job it asked for.
+        let manual = manual_cycle(ctx.now);
+        let job = Job::cycle(manual.job_id, connection.user_id.clone(), &params, ctx.now);
+        let submitted = submit(
+            ctx.deps.jobs.as_ref(),
+            ctx.deps.queue.as_ref(),
+            job,
+            ctx.now,
+        )
         .await
+        .map_err(|e| ctx.core(e))?;
+        match submitted {
+            Submitted::Queued(job) => {
+                tracing::info!(job_id = %job.id, user = %connection.user_id, "cycle queued");
+                Ok(json!({ "type": "ack", "jobId": job.id, "status": "queued" }))
+            }
+            Submitted::Duplicate(job) => Err(FrameError::new(
+                "rate_limited",
+                format!(
+                    "a cycle was requested less than {MANUAL_CYCLE_WINDOW_SECONDS} s ago (job {}); retry in {} s",
+                    job.id, manual.retry_after_seconds
+                ),
+            )
+            .with("jobId", job.id)
+            .with("retryAfterSeconds", manual.retry_after_seconds)),
+        }
     }
 }

@@ -2,6 +2,7 @@ use super::{Context, Parse};
 use crate::error::FrameError;
 use serde_json::{json, Value};
 use shared::domain::Topic;
+use shared::dynamo::MAX_SUBSCRIPTIONS;
 
 /// Topics in one subscribe / unsubscribe.
 pub const MAX_TOPICS: usize = 25;
@@ -37,14 +38,21 @@ fn topics(parse: &mut Parse) -> Result<Vec<Topic>, FrameError> {
     Ok(topics)
 }
 
+/// The connection's topics as the ack lists them: at most the store's cap,
+/// so the frame stays within API Gateway's 128 KB even if racing
+/// subscribes passed the cap; `total` and `truncated` say when more exist.
 async fn current_topics(ctx: &Context<'_>, connection_id: &str) -> Result<Value, FrameError> {
-    let topics = ctx
+    let mut topics = ctx
         .deps
         .connections
         .topics_of(connection_id, ctx.now)
         .await
         .map_err(|e| ctx.core(e))?;
-    Ok(json!({ "type": "ack", "topics": topics }))
+    let total = topics.len();
+    topics.truncate(MAX_SUBSCRIPTIONS);
+    Ok(
+        json!({ "type": "ack", "topics": topics, "total": total, "truncated": total > topics.len() }),
+    )
 }
 
 impl Subscribe {
