@@ -411,7 +411,7 @@ pub async fn ingest(ctx: &Ctx<'_>, _: NoQuery, b: MetricsBody) -> Res {
     let mut entry = ctx.audit_entry(
         "metrics",
         &batch_id,
-        "metrics.ingested",
+        AuditAction::MetricsIngested,
         None,
         Some(json!({
             "samples": samples.len(), "written": written, "resources": resources.len(),

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use shared::domain::{number, AuditEntry};
+use shared::domain::{number, AuditAction, AuditEntry};
 use shared::store::Page;
 
 pub type Res = Result<Response<Body>, ApiError>;
@@ -40,7 +40,7 @@ impl Ctx<'_> {
         &self,
         entity_type: &str,
         entity_id: &str,
-        action: &str,
+        action: AuditAction,
         pre: Option<Value>,
         post: Option<Value>,
     ) -> AuditEntry {
@@ -48,7 +48,7 @@ impl Ctx<'_> {
             id: uuid::Uuid::new_v4().to_string(),
             entity_type: entity_type.into(),
             entity_id: entity_id.into(),
-            action: action.into(),
+            action: action.name(),
             actor: self.actor.clone(),
             at: self.now,
             outcome: Some("succeeded".into()),

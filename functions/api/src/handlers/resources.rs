@@ -207,9 +207,9 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
                 "resource",
                 &r.id,
                 if b.is_some() {
-                    "resource.updated"
+                    AuditAction::ResourceUpdated
                 } else {
-                    "resource.created"
+                    AuditAction::ResourceCreated
                 },
                 b.as_ref().map(|b| json!(b)),
                 Some(json!(r)),

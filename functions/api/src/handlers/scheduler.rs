@@ -78,7 +78,7 @@ pub async fn trigger(ctx: &Ctx<'_>, _: NoQuery, b: TriggerBody) -> Res {
             let entry = ctx.audit_entry(
                 "job",
                 &job.id,
-                "cycle.triggered",
+                AuditAction::CycleTriggered,
                 None,
                 Some(json!({ "status": job.status, "params": job.params })),
             );

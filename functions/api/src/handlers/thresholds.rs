@@ -94,7 +94,7 @@ pub async fn put(ctx: &Ctx<'_>, _: NoQuery, b: ThresholdsBody) -> Res {
     let mut entry = ctx.audit_entry(
         "thresholds",
         "thresholds",
-        "thresholds.updated",
+        AuditAction::ThresholdsUpdated,
         Some(json!({ "version": current_version })),
         Some(json!({ "version": set.version, "rules": set.rules.len(), "note": set.note })),
     );
