@@ -174,9 +174,24 @@ struct CostParams {
     group_by: Option<String>,
 }
 
+/// The earliest date a question may name: Cost Explorer holds nothing older
+/// (13 months by default, 38 when opted in), and a bound keeps every date
+/// computed from input far from the calendar's edge.
+pub const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
 fn parse_date(field: &str, s: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| Error::Validation(format!("{field} must be a date as YYYY-MM-DD, got '{s}'")))
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::Validation(format!("{field} must be a date as YYYY-MM-DD, got '{s}'"))
+    })?;
+    if d < EARLIEST {
+        return Err(Error::Validation(format!(
+            "{field} ({d}) is before {EARLIEST}; Cost Explorer holds no costs that old"
+        )));
+    }
+    Ok(d)
 }
 
 impl CostQuery {
@@ -331,6 +346,8 @@ mod tests {
             // The calendar's edge: `end - 30 days` would overflow.
             (None, Some("-262143-01-05"), None, None),
             (None, Some("+262142-12-31"), None, None),
+            (Some("1999-12-01"), Some("2000-01-05"), None, None),
+            (None, Some("0000-01-01"), None, None),
         ] {
             assert!(
                 matches!(
