@@ -15,13 +15,10 @@
 //! non-2xx), lost events, and the peak memory of the stack (this process's
 //! high-water mark and the emulator's).
 
-use finops_dev::{Dev, Env, Seed, Settings};
-use finops_local::gateway::GatewayConfig;
-use finops_local::{Emulator, LocalStack, Template};
+use finops_dev::Env;
 use futures::{SinkExt, StreamExt};
 use shared::domain::Role;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -177,23 +174,7 @@ async fn run() -> Result<(), String> {
         .positive("FINOPS_LOAD_SECONDS", 120, 3_600)
         .map_err(|e| e.to_string())?;
 
-    let emulator = Emulator::start().map_err(|e| e.to_string())?;
-    let aws = finops_local::sdk_config(&emulator.endpoint).await;
-    let template = Template::load().map_err(|e| e.to_string())?;
-    let stack = LocalStack::create(&aws, &emulator.endpoint, &template, "load")
-        .await
-        .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        rest: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ws: SocketAddr::from(([127, 0, 0, 1], 0)),
-        seed: Seed::Demo,
-        schedule: None,
-        auth_secret: finops_dev::random_secret(),
-        gateway: GatewayConfig::default(),
-        poll_wait_seconds: 20,
-        pollers: 2,
-    };
-    let dev = Dev::start(stack, settings, |g, _| g).await?;
+    let (emulator, dev) = finops_dev::demo_stack("load").await?;
     let viewer = dev.token("watcher", &[Role::Viewer], chrono::Duration::hours(2));
     let approver = dev.token("approver", &[Role::Approver], chrono::Duration::hours(2));
     let operator = dev.token("operator", &[Role::Operator], chrono::Duration::hours(2));

@@ -11,12 +11,9 @@
 //! `FINOPS_BENCH_RUNS` (default 5) cycles.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use finops_dev::{Dev, Env, Seed, Settings};
-use finops_local::gateway::GatewayConfig;
-use finops_local::{Emulator, LocalStack, Template};
+use finops_dev::{Dev, Env};
 use shared::domain::Role;
 use shared::store::CycleRunStore;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -69,24 +66,7 @@ async fn run() -> Result<(), String> {
         .get("FINOPS_BENCH_RUNS")
         .and_then(|n| n.parse().ok())
         .unwrap_or(5);
-    let emulator = Emulator::start().map_err(|e| e.to_string())?;
-    let aws = finops_local::sdk_config(&emulator.endpoint).await;
-    let template = Template::load().map_err(|e| e.to_string())?;
-    let stack = LocalStack::create(&aws, &emulator.endpoint, &template, "lat")
-        .await
-        .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        rest: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ws: SocketAddr::from(([127, 0, 0, 1], 0)),
-        seed: Seed::Demo,
-        schedule: None,
-        auth_secret: finops_dev::random_secret(),
-        gateway: GatewayConfig::default(),
-        // As make dev: long polls of 20 s, two pollers.
-        poll_wait_seconds: 20,
-        pollers: 2,
-    };
-    let dev = Dev::start(stack, settings, |g, _| g).await?;
+    let (_emulator, dev) = finops_dev::demo_stack("lat").await?;
     let seeded = dev.seeded.as_ref().map_or(0, |s| s.resources);
     println!("trigger -> succeeded, demo estate ({seeded} resources), {runs} cycles:");
     let token = dev.token("bench", &[Role::Operator], chrono::Duration::hours(1));

@@ -58,6 +58,24 @@ pub struct Settings {
     pub pollers: usize,
 }
 
+/// The demo estate on an emulator of its own, served as `make dev` serves
+/// it (long polls of 20 s, two pollers) on ephemeral ports, without a
+/// schedule: what the benchmarks measure. The emulator must outlive the stack.
+pub async fn demo_stack(prefix: &str) -> Result<(finops_local::Emulator, Dev), String> {
+    let emulator = finops_local::Emulator::start().map_err(|e| e.to_string())?;
+    let aws = finops_local::sdk_config(&emulator.endpoint).await;
+    let template = finops_local::Template::load().map_err(|e| e.to_string())?;
+    let stack = LocalStack::create(&aws, &emulator.endpoint, &template, prefix)
+        .await
+        .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        poll_wait_seconds: 20,
+        ..Settings::ephemeral(Seed::Demo)
+    };
+    let dev = Dev::start(stack, settings, |g, _| g).await?;
+    Ok((emulator, dev))
+}
+
 impl Settings {
     /// Loopback, ephemeral ports, no schedule, a fresh secret: for tests.
     pub fn ephemeral(seed: Seed) -> Settings {
