@@ -284,12 +284,13 @@ async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) ->
         now,
     )
     .await?;
+    let params = CycleParams::of(job);
     ports
         .runs
         .put_run(&CycleRun {
             run_id: job.id.clone(),
             job_id: job.id.clone(),
-            trigger: CycleParams::of(job).trigger,
+            trigger: params.trigger,
             status: RunStatus::Skipped,
             started_at: now,
             finished_at: Some(now),
@@ -300,7 +301,7 @@ async fn skip(ports: &Ports<'_>, job: &Job, holder: &str, now: DateTime<Utc>) ->
             monthly_savings_usd: 0.0,
             threshold_version: None,
             error: Some(reason.clone()),
-            dry_run: CycleParams::of(job).dry_run,
+            dry_run: params.dry_run,
         })
         .await?;
     ports
@@ -450,13 +451,15 @@ async fn run_cycle(
     now: DateTime<Utc>,
 ) -> Result<Handled> {
     let set = load_thresholds(ports).await?;
+    // The job's params, parsed once for the run record and discovery.
+    let params = CycleParams::of(job);
     let mut tracker = Tracker {
         ports,
         cfg,
         run: CycleRun {
             run_id: job.id.clone(),
             job_id: job.id.clone(),
-            trigger: CycleParams::of(job).trigger,
+            trigger: params.trigger,
             status: RunStatus::Running,
             started_at: now,
             finished_at: None,
@@ -467,14 +470,14 @@ async fn run_cycle(
             monthly_savings_usd: 0.0,
             threshold_version: Some(set.version),
             error: None,
-            dry_run: CycleParams::of(job).dry_run,
+            dry_run: params.dry_run,
         },
     };
     ports.runs.put_run(&tracker.run).await?;
 
     let t = std::time::Instant::now();
     tracker.progress(Stage::Discover, 0, 1).await?;
-    let resources = discover(ports, &CycleParams::of(job).services).await?;
+    let resources = discover(ports, &params.services).await?;
     tracker
         .finish(StageOutcome {
             stage: Stage::Discover,

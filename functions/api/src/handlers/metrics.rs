@@ -228,19 +228,7 @@ pub struct MetricsBody {
 }
 
 pub async fn ingest(ctx: &Ctx<'_>, _: NoQuery, b: MetricsBody) -> Res {
-    if b.samples.len() > MAX_METRIC_BATCH {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            format!(
-                "at most {MAX_METRIC_BATCH} samples per request, got {}",
-                b.samples.len()
-            ),
-        ));
-    }
-    if b.samples.is_empty() {
-        return Err(ApiError::new(422, "unprocessable", "samples is empty"));
-    }
+    super::batch_bounds(b.samples.len(), MAX_METRIC_BATCH, "samples")?;
     let retention = ctx.app.config.metric_retention;
     let mut problems = Vec::new();
     let mut samples = Vec::with_capacity(b.samples.len());

@@ -35,6 +35,25 @@ pub struct Ctx<'a> {
     pub correlation_id: Option<String>,
 }
 
+/// A batch body's size rule: 413 past `max` items, 422 when empty.
+pub fn batch_bounds(len: usize, max: usize, noun: &str) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("at most {max} {noun} per request, got {len}"),
+        ));
+    }
+    if len == 0 {
+        return Err(ApiError::new(
+            422,
+            "unprocessable",
+            format!("{noun} is empty"),
+        ));
+    }
+    Ok(())
+}
+
 impl Ctx<'_> {
     pub fn audit_entry(
         &self,

@@ -66,19 +66,7 @@ pub struct ResourcesBody {
 }
 
 pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
-    if b.resources.len() > MAX_RESOURCE_BATCH {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            format!(
-                "at most {MAX_RESOURCE_BATCH} resources per request, got {}",
-                b.resources.len()
-            ),
-        ));
-    }
-    if b.resources.is_empty() {
-        return Err(ApiError::new(422, "unprocessable", "resources is empty"));
-    }
+    super::batch_bounds(b.resources.len(), MAX_RESOURCE_BATCH, "resources")?;
     let mut problems = Vec::new();
     let mut resources = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
