@@ -51,6 +51,7 @@ pub async fn seed_estate(stack: &LocalStack, estate: &Estate) -> Result<Seeded, 
 pub fn cost_explorer_service(service: Service) -> &'static str {
     match service {
         Service::Ec2 => "Amazon Elastic Compute Cloud - Compute",
+        Service::Ebs => "EC2 - Other",
         Service::Rds => "Amazon Relational Database Service",
         Service::ElastiCache => "Amazon ElastiCache",
         Service::Lambda => "AWS Lambda",

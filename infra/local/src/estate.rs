@@ -149,6 +149,10 @@ fn inventory(service: Service, id: &str, i: usize, p: Profile) -> Resource {
             r.attributes.insert("launchType".into(), json!("FARGATE"));
         }
         Service::S3 => r.resource_type = Some("STANDARD".into()),
+        Service::Ebs => {
+            r.resource_type = Some(["gp2", "gp3", "io1"][i % 3].into());
+            r.attributes.insert("sizeGiB".into(), json!(100));
+        }
         Service::DynamoDb => {
             r.resource_type = Some("PROVISIONED".into());
             r.attributes
@@ -173,6 +177,7 @@ fn id_for(service: Service, i: usize) -> String {
         Service::Ecs => format!("prod-cluster/web-{i:02}"),
         Service::S3 => format!("finops-demo-bucket-{i:02}"),
         Service::DynamoDb => format!("events-table-{i:02}"),
+        Service::Ebs => format!("vol-{:017x}", 0xbeef_0000_u64 + i as u64),
     }
 }
 

@@ -457,6 +457,10 @@ pub fn auxiliary_metrics(service: Service) -> &'static [(&'static str, Statistic
     use Statistic::*;
     const P: Statistic = Statistic::Percentile(super::score::SCORE_PERCENTILE);
     match service {
+        Service::Ebs => &[
+            (names::VOLUME_READ_OPS, Sum),
+            (names::VOLUME_WRITE_OPS, Sum),
+        ],
         Service::Ec2 => &[
             (names::CPU_UTILIZATION, Average),
             (names::CPU_UTILIZATION, P),

@@ -101,6 +101,7 @@ pub trait MetricSource: Send + Sync {
 pub fn identifying_dimensions(service: Service) -> &'static [&'static str] {
     match service {
         Service::Ec2 => &["InstanceId"],
+        Service::Ebs => &["VolumeId"],
         Service::Rds => &["DBInstanceIdentifier"],
         Service::ElastiCache => &["CacheClusterId"],
         Service::Lambda => &["FunctionName"],
@@ -265,6 +266,7 @@ mod tests {
         // Every service round-trips through dimensions_for.
         for (service, id) in [
             (Service::Ec2, "i-1"),
+            (Service::Ebs, "vol-1"),
             (Service::Rds, "db"),
             (Service::ElastiCache, "c"),
             (Service::Lambda, "f"),

@@ -80,11 +80,16 @@ pub mod names {
     pub const GET_REQUESTS_PER_GB: &str = "GetRequestsPerGB";
     pub const READ_CAPACITY_UTILIZATION: &str = "ReadCapacityUtilization";
     pub const WRITE_CAPACITY_UTILIZATION: &str = "WriteCapacityUtilization";
+    // AWS/EBS
+    pub const VOLUME_READ_OPS: &str = "VolumeReadOps";
+    pub const VOLUME_WRITE_OPS: &str = "VolumeWriteOps";
+    pub const VOLUME_IDLE_TIME: &str = "VolumeIdleTime";
 }
 
 /// CloudWatch namespaces the metrics live in.
 pub mod namespaces {
     pub const EC2: &str = "AWS/EC2";
+    pub const EBS: &str = "AWS/EBS";
     pub const RDS: &str = "AWS/RDS";
     pub const ELASTICACHE: &str = "AWS/ElastiCache";
     pub const LAMBDA: &str = "AWS/Lambda";

@@ -1,6 +1,7 @@
 use super::Service;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +83,16 @@ pub struct Recommendation {
     pub resource_id: String,
     pub service: Service,
     pub region: String,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// From the resource's owner tag (`owner`, then `team`, unless configured).
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// What the resource costs a month now, when a price or the inventory says.
+    #[serde(default)]
+    pub current_monthly_cost_usd: Option<f64>,
     pub finding: FindingKind,
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]

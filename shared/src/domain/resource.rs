@@ -10,6 +10,10 @@ pub struct Resource {
     pub service: Service,
     pub id: String,
     pub region: String,
+    /// The AWS account that holds it; `None` for a resource known only from
+    /// the deploying account's CloudWatch or pushed without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// Instance type, node type, capacity mode or storage class, as fits the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
@@ -32,6 +36,7 @@ impl Resource {
             service,
             id: id.into(),
             region: region.into(),
+            account_id: None,
             resource_type: None,
             memory_mb: None,
             monthly_cost_usd: None,
@@ -39,6 +44,23 @@ impl Resource {
             relations: Vec::new(),
             attributes: BTreeMap::new(),
         }
+    }
+}
+
+/// The tag keys that name a resource's owner, tried in order, when the
+/// deployment configures none.
+pub const DEFAULT_OWNER_TAG_KEYS: [&str; 2] = ["owner", "team"];
+
+impl Resource {
+    /// The owner from the first of `keys` the resource is tagged with (keys
+    /// compared without case, as people tag `Owner` and `owner` alike).
+    pub fn owner<K: AsRef<str>>(&self, keys: &[K]) -> Option<String> {
+        keys.iter().find_map(|k| {
+            self.tags
+                .iter()
+                .find(|(t, v)| t.eq_ignore_ascii_case(k.as_ref()) && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_string())
+        })
     }
 }
 

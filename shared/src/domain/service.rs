@@ -3,11 +3,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The seven services the tool watches.
+/// The eight services the tool watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Ec2,
+    /// EBS volumes, discovered and priced on their own (not through their instance).
+    Ebs,
     Rds,
     ElastiCache,
     Lambda,
@@ -17,8 +19,9 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Ec2,
+        Service::Ebs,
         Service::Rds,
         Service::ElastiCache,
         Service::Lambda,
@@ -30,6 +33,7 @@ impl Service {
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ec2 => "ec2",
+            Service::Ebs => "ebs",
             Service::Rds => "rds",
             Service::ElastiCache => "elasticache",
             Service::Lambda => "lambda",
@@ -43,6 +47,7 @@ impl Service {
     pub fn namespace(self) -> &'static str {
         match self {
             Service::Ec2 => namespaces::EC2,
+            Service::Ebs => namespaces::EBS,
             Service::Rds => namespaces::RDS,
             Service::ElastiCache => namespaces::ELASTICACHE,
             Service::Lambda => namespaces::LAMBDA,
@@ -60,7 +65,9 @@ impl fmt::Display for Service {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown service '{0}' (expected one of ec2, rds, elasticache, lambda, ecs, s3, dynamodb)")]
+#[error(
+    "unknown service '{0}' (expected one of ec2, ebs, rds, elasticache, lambda, ecs, s3, dynamodb)"
+)]
 pub struct UnknownService(pub String);
 
 impl FromStr for Service {

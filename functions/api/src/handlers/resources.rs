@@ -94,6 +94,12 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
         if r.region.trim().is_empty() || r.region.len() > 64 {
             problems.push(problem(i, "region", "must be 1 to 64 characters"));
         }
+        if r.account_id
+            .as_deref()
+            .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            problems.push(problem(i, "accountId", "must be a 12-digit AWS account id"));
+        }
         if r.monthly_cost_usd
             .is_some_and(|c| !c.is_finite() || c < 0.0)
         {

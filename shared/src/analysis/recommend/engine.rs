@@ -192,7 +192,7 @@ impl<'s> Engine<'s> {
                 at(ctx, names::READ_CAPACITY_UTILIZATION),
                 at(ctx, names::WRITE_CAPACITY_UTILIZATION),
             ],
-            Service::S3 => return None,
+            Service::S3 | Service::Ebs => return None,
         };
         utilization_score(&u, target)
     }
@@ -332,6 +332,10 @@ impl<'s> Engine<'s> {
             resource_id: resource.id.clone(),
             service: resource.service,
             region: resource.region.clone(),
+            account_id: resource.account_id.clone(),
+            owner: resource.owner(&crate::domain::resource::DEFAULT_OWNER_TAG_KEYS),
+            tags: resource.tags.clone(),
+            current_monthly_cost_usd: best.current.map(round2),
             finding: best.verdict.finding,
             action: primary.action,
             target_type: primary.target.clone(),
@@ -364,5 +368,6 @@ fn trend_metrics(s: Service) -> &'static [&'static str] {
             names::CONSUMED_WRITE_CAPACITY_UNITS,
         ],
         Service::S3 => &[names::BUCKET_SIZE_BYTES],
+        Service::Ebs => &[names::VOLUME_READ_OPS, names::VOLUME_WRITE_OPS],
     }
 }

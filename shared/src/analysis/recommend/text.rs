@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 pub(super) fn noun(s: Service) -> &'static str {
     match s {
         Service::Ec2 => "instance",
+        Service::Ebs => "volume",
         Service::Rds => "DB instance",
         Service::ElastiCache => "cache cluster",
         Service::Lambda => "function",

@@ -3,6 +3,7 @@
 //! service's cost model; EC2, RDS and ElastiCache share the instance model.
 
 mod dynamodb;
+mod ebs;
 mod ecs;
 mod instance;
 mod lambda;
@@ -42,6 +43,7 @@ pub(crate) fn options(
         Service::Ecs => ecs::options(ctx, prices, rule),
         Service::S3 => s3::options(ctx, prices, rule),
         Service::DynamoDb => dynamodb::options(ctx, prices, rule),
+        Service::Ebs => ebs::options(ctx, prices, rule),
     };
     // The rule's own action leads; the catalogue may add others after it.
     if let Some(i) = out.0.iter().position(|o| o.action == rule.action) {
