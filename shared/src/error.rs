@@ -20,6 +20,13 @@ pub enum Error {
     /// A dependency (AWS) failed in a way worth retrying.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller spent an allowance (a quota of paid AWS calls); the same
+    /// request may succeed after `retry_after_seconds`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("{0}")]
     Internal(String),
 }

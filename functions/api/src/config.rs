@@ -25,6 +25,9 @@ pub struct Config {
     /// The schedule the cycle runs on, as EventBridge states it.
     pub schedule_expression: Option<String>,
     pub cost_cache_ttl: chrono::Duration,
+    /// Uncached Cost Explorer pages a caller may cause an hour
+    /// (COST_EXPLORER_PAGES_PER_USER_HOUR, default 30: at most USD 0.30).
+    pub cost_pages_per_user_hour: u32,
     pub forecast_source: ForecastSource,
     pub metric_retention: chrono::Duration,
 }
@@ -51,6 +54,11 @@ impl Config {
                 3600,
                 30 * 86_400,
             )?),
+            cost_pages_per_user_hour: env.positive(
+                "COST_EXPLORER_PAGES_PER_USER_HOUR",
+                30,
+                100_000,
+            )?,
             forecast_source: ForecastSource::parse(env.get("COST_FORECAST_SOURCE").as_deref())
                 .map_err(|e| ConfigError::Rule(e.to_string()))?,
             metric_retention: chrono::Duration::days(env.positive(

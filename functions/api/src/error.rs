@@ -90,6 +90,12 @@ impl From<shared::Error> for ApiError {
             )
             .with_header("retry-after", "5")
             .with_internal(format!("dependency unavailable: {m}")),
+            E::RateLimited {
+                message,
+                retry_after_seconds,
+            } => ApiError::new(429, "rate_limited", message)
+                .with_details(json!({ "retryAfterSeconds": retry_after_seconds }))
+                .with_header("retry-after", retry_after_seconds.to_string()),
             E::Internal(m) => ApiError::new(500, "internal", "internal error").with_internal(m),
         }
     }

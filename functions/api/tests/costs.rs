@@ -185,3 +185,90 @@ async fn costs_pages_cache_and_forecast() {
         assert_eq!(r.status, 400, "{bad}");
     }
 }
+
+/// Every uncached page is USD 0.01 whoever asks: each user has an hourly
+/// allowance of pages, cached answers are free, and another user is not
+/// held back by the first.
+#[tokio::test]
+async fn cost_explorer_pages_are_rationed_per_user_and_hour() {
+    let (_emulator, stack) = LocalStack::with_own_emulator().await;
+    let h = harness_with(stack, &[("COST_EXPLORER_PAGES_PER_USER_HOUR", "3")]).await;
+    let month = |start: &str, end: &str, amount: &str, next: Option<&str>| {
+        let mut page = json!({
+            "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end},
+                "Total": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
+                "Groups": [], "Estimated": false}],
+            "DimensionValueAttributes": []
+        });
+        if let Some(n) = next {
+            page["NextPageToken"] = json!(n);
+        }
+        page
+    };
+    h.stack
+        .inject_costs(&json!({"results": [
+            month("2026-08-01", "2026-09-01", "10.00", None),
+            month("2026-09-01", "2026-10-01", "20.00", Some("p2")),
+            month("2026-09-15", "2026-10-01", "5.00", None),
+            month("2026-10-01", "2026-11-01", "30.00", None),
+        ]}))
+        .await
+        .unwrap();
+    let ask = |user: &'static str, start: &'static str, end: &'static str| {
+        let mut req = Req::new("GET", "/api/costs");
+        req.token(Some(&h.token(user, &[Role::Viewer]))).query(&[
+            ("start", start),
+            ("end", end),
+            ("granularity", "MONTHLY"),
+        ]);
+        req
+    };
+    let r = h.send(&ask("alice", "2026-08-01", "2026-09-01")).await;
+    assert_eq!(
+        (r.status, r.body["pagesFetched"].as_u64()),
+        (200, Some(1)),
+        "{r:?}"
+    );
+    let r = h.send(&ask("alice", "2026-09-01", "2026-10-01")).await;
+    assert_eq!(
+        (r.status, r.body["pagesFetched"].as_u64()),
+        (200, Some(2)),
+        "{r:?}"
+    );
+    assert_eq!(h.app.cost_explorer.calls(), 3);
+
+    // Three pages spent: alice's next uncached question is refused before any call.
+    let r = h.send(&ask("alice", "2026-10-01", "2026-11-01")).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.body["error"]["code"], "rate_limited");
+    let retry = r.body["error"]["details"]["retryAfterSeconds"]
+        .as_u64()
+        .unwrap();
+    // fixed_now is on the hour: the allowance comes back in an hour.
+    assert_eq!(retry, 3600);
+    assert_eq!(r.headers["retry-after"], "3600");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice"),
+        "{r:?}"
+    );
+    assert_eq!(
+        h.app.cost_explorer.calls(),
+        3,
+        "a refused question costs nothing"
+    );
+
+    // What is cached still answers alice; bob has an allowance of his own.
+    let r = h.send(&ask("alice", "2026-08-01", "2026-09-01")).await;
+    assert_eq!(
+        (r.status, r.body["cached"].as_bool()),
+        (200, Some(true)),
+        "{r:?}"
+    );
+    let r = h.send(&ask("bob", "2026-10-01", "2026-11-01")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!((r.body["total"].as_f64().unwrap() - 30.0).abs() < 1e-9);
+    assert_eq!(h.app.cost_explorer.calls(), 4);
+}

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use shared::channels::ChannelsConfig;
 use shared::collector::CloudWatchSource;
 pub use shared::config::{ConfigError, Env};
-use shared::costs::{run_cost_job, CostExplorerSource, CostJobOutcome, Costs, ForecastSource};
+use shared::costs::{
+    run_cost_job, Allowance, CostExplorerSource, CostJobOutcome, Costs, ForecastSource,
+};
 use shared::cycle::{self, CycleConfig, Handled, Ports};
 use shared::domain::{JobKind, JobMessage};
 use shared::dynamo::*;
@@ -31,6 +33,9 @@ pub struct Config {
     pub cost_cache_table: String,
     /// How long a cost answer is reused (COST_CACHE_TTL_SECONDS, default 3600).
     pub cost_cache_ttl: Duration,
+    /// Uncached Cost Explorer pages a requester may cause an hour
+    /// (COST_EXPLORER_PAGES_PER_USER_HOUR, default 30).
+    pub cost_pages_per_user_hour: u32,
     /// Where WebSocket subscriptions are read; needed when
     /// `WEBSOCKET_ENDPOINT` is set.
     pub connections_table: Option<String>,
@@ -81,6 +86,11 @@ impl Config {
                 3600,
                 30 * 86_400,
             )?),
+            cost_pages_per_user_hour: env.positive(
+                "COST_EXPLORER_PAGES_PER_USER_HOUR",
+                30,
+                100_000,
+            )?,
             connections_table: env.get("CONNECTIONS_TABLE"),
             cycle,
         })
@@ -237,6 +247,10 @@ pub async fn handle(
                     cache: &processor.cost_cache,
                     ttl: processor.config.cost_cache_ttl,
                     forecast_source: ForecastSource::Computed,
+                    allowance: Some(Allowance {
+                        quota: &processor.cost_cache,
+                        pages_per_hour: processor.config.cost_pages_per_user_hour,
+                    }),
                 };
                 let last = receive_count >= processor.config.cycle.max_receives;
                 run_cost_job(

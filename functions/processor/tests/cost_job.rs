@@ -90,3 +90,56 @@ async fn cost_job_publishes_a_report_and_completes() {
         .iter()
         .any(|e| matches!(e, Event::JobFailed { job_id, .. } if job_id == "cost-2")));
 }
+
+/// The WebSocket `analyzeCosts` path spends the requester's allowance too:
+/// past it the job fails with the reason, and nothing reaches Cost Explorer.
+#[tokio::test]
+async fn a_cost_job_past_its_requesters_allowance_fails_with_the_reason() {
+    let (_emulator, stack) = LocalStack::with_own_emulator().await;
+    let mut env = stack.function_env("ProcessorFunction");
+    env.insert("COST_EXPLORER_PAGES_PER_USER_HOUR".into(), "1".into());
+    let config = Config::from_env(&Env::of(env)).unwrap();
+    let events = Recorder::default();
+    let p = Processor::new(config, &stack.config, Box::new(events.clone()));
+    let month = |start: &str, end: &str| {
+        json!({
+            "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end},
+                "Total": {"UnblendedCost": {"Amount": "1.00", "Unit": "USD"}},
+                "Groups": [], "Estimated": false}],
+            "DimensionValueAttributes": []
+        })
+    };
+    stack
+        .inject_costs(&json!({"results": [month("2026-09-01", "2026-10-01"), month("2026-10-01", "2026-11-01")]}))
+        .await
+        .unwrap();
+    let source = EventSource::new(
+        aws_sdk_sqs::Client::new(&stack.config),
+        stack.queue_url("JobsQueue"),
+        stack.queue_arn("JobsQueue"),
+    );
+    let run = |id: &'static str, who: &'static str, start: &str, end: &str| {
+        let now = Utc::now();
+        let params = json!({"start": start, "end": end, "granularity": "MONTHLY"});
+        let job = Job::new(id, JobKind::CostAnalysis, who, params, now);
+        let (p, source) = (&p, &source);
+        async move {
+            submit(&p.jobs, &p.queue, job, now).await.unwrap();
+            let batch = source.receive().await.unwrap();
+            let response = handle(p, batch.event.clone(), Utc::now()).await;
+            assert!(response.batch_item_failures.is_empty());
+            source.settle(&batch, &response, false).await.unwrap();
+            p.jobs.get(id, Utc::now()).await.unwrap().unwrap()
+        }
+    };
+    let first = run("c-1", "ana", "2026-09-01", "2026-10-01").await;
+    assert_eq!(first.status, JobStatus::Succeeded);
+    let second = run("c-2", "ana", "2026-10-01", "2026-11-01").await;
+    assert_eq!(second.status, JobStatus::Failed);
+    let why = second.error.unwrap();
+    assert!(why.contains("ana") && why.contains("allowance"), "{why}");
+    assert_eq!(p.cost_explorer.calls(), 1);
+    let third = run("c-3", "ben", "2026-10-01", "2026-11-01").await;
+    assert_eq!(third.status, JobStatus::Succeeded, "{:?}", third.error);
+    assert_eq!(p.cost_explorer.calls(), 2);
+}

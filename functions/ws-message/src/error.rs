@@ -43,6 +43,7 @@ pub fn from_core(e: shared::Error, reference: &str) -> FrameError {
         E::Validation(m) => FrameError::bad(m),
         e @ E::NotFound { .. } => FrameError::new("not_found", e.to_string()),
         E::Conflict(m) => FrameError::new("conflict", m),
+        E::RateLimited { message, .. } => FrameError::new("rate_limited", message),
         E::Unavailable(m) => {
             tracing::warn!(error = %m, "dependency unavailable");
             FrameError::new(

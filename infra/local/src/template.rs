@@ -213,11 +213,13 @@ impl LocalStack {
             Value::Tagged(t) => {
                 let target = t.value.as_str()?;
                 match t.tag.to_string().as_str() {
+                    // A parameter means its default, as a deploy that sets none.
                     "!Ref" => self
                         .tables
                         .get(target)
                         .cloned()
-                        .or_else(|| self.queues.get(target).map(|q| q.0.clone())),
+                        .or_else(|| self.queues.get(target).map(|q| q.0.clone()))
+                        .or_else(|| self.template.parameter_default(target)),
                     "!GetAtt" => {
                         let (id, attr) = target.split_once('.')?;
                         match attr {

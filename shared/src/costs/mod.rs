@@ -14,8 +14,8 @@ pub mod service;
 
 pub use crate::domain::cost_query::{CostQuery, Dimension, Granularity, GroupBy, METRIC};
 pub use explorer::CostExplorerSource;
-pub use port::{CostCache, CostReport, CostSource, GroupCost, PeriodCost};
+pub use port::{CostCache, CostQuota, CostReport, CostSource, GroupCost, PeriodCost};
 pub use service::{
-    daily_series, run_cost_job, CostJobOutcome, Costs, ForecastReport, ForecastSource,
+    daily_series, run_cost_job, Allowance, CostJobOutcome, Costs, ForecastReport, ForecastSource,
     FORECAST_HISTORY_DAYS, MAX_FORECAST_DAYS,
 };

@@ -73,3 +73,17 @@ pub trait CostCache: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
 }
+
+/// Allowances of paid Cost Explorer pages (USD 0.01 each), per caller and
+/// UTC hour. The DynamoDB adapter is [`crate::dynamo::DynamoCostCache`].
+#[async_trait]
+pub trait CostQuota: Send + Sync {
+    /// Takes `pages` of `subject`'s allowance for the hour holding `now`,
+    /// atomically, unless that would pass `limit`: then `false` and nothing
+    /// is taken.
+    async fn take(&self, subject: &str, pages: u32, limit: u32, now: DateTime<Utc>)
+        -> Result<bool>;
+    /// Counts `pages` more, past any limit: the later pages of a question
+    /// whose first page was allowed.
+    async fn add(&self, subject: &str, pages: u32, now: DateTime<Utc>) -> Result<()>;
+}

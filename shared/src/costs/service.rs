@@ -2,7 +2,7 @@
 //! cost-analysis job the processor runs.
 
 use super::forecast;
-use super::port::{CostCache, CostReport, CostSource};
+use super::port::{CostCache, CostQuota, CostReport, CostSource};
 use crate::domain::cost_query::{CostQuery, Granularity, GroupBy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -55,18 +55,64 @@ pub struct ForecastReport {
     pub cached: bool,
 }
 
+/// Each caller's hourly allowance of uncached Cost Explorer pages: any role
+/// can ask a cost question, and every page asked of AWS is billed.
+#[derive(Clone, Copy)]
+pub struct Allowance<'a> {
+    pub quota: &'a dyn CostQuota,
+    pub pages_per_hour: u32,
+}
+
 /// Costs with a cache in front of the source.
 pub struct Costs<'a> {
     pub source: &'a dyn CostSource,
     pub cache: &'a dyn CostCache,
     pub ttl: Duration,
     pub forecast_source: ForecastSource,
+    /// `None`: no allowance is kept (the caller is trusted, e.g. a benchmark).
+    pub allowance: Option<Allowance<'a>>,
 }
 
 impl Costs<'_> {
-    /// The answer to `query`: from the cache when a live entry exists,
-    /// otherwise from the source, then cached for `ttl`.
-    pub async fn report(&self, query: &CostQuery, now: DateTime<Utc>) -> Result<CostReport> {
+    /// Takes the first page of a question that is about to reach Cost
+    /// Explorer from `who`'s allowance; `RateLimited` when it is spent.
+    async fn spend(&self, who: &str, now: DateTime<Utc>) -> Result<()> {
+        let Some(a) = self.allowance else {
+            return Ok(());
+        };
+        if a.quota.take(who, 1, a.pages_per_hour, now).await? {
+            return Ok(());
+        }
+        let next_hour = 3600 - now.timestamp().rem_euclid(3600);
+        Err(Error::RateLimited {
+            message: format!(
+                "{who} has spent this hour's allowance of {} Cost Explorer pages \
+                 (each costs USD 0.01); questions already answered within the cache \
+                 time still answer",
+                a.pages_per_hour
+            ),
+            retry_after_seconds: next_hour.unsigned_abs(),
+        })
+    }
+
+    /// Counts the pages past the first that a question took.
+    async fn spent(&self, who: &str, pages: u32, now: DateTime<Utc>) {
+        if let (Some(a), true) = (self.allowance, pages > 1) {
+            if let Err(e) = a.quota.add(who, pages - 1, now).await {
+                tracing::warn!(who, pages, error = %e, "Cost Explorer pages not counted");
+            }
+        }
+    }
+
+    /// The answer to `query` for `who`: from the cache when a live entry
+    /// exists, otherwise from the source (within `who`'s allowance), then
+    /// cached for `ttl`.
+    pub async fn report(
+        &self,
+        query: &CostQuery,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CostReport> {
         let key = query.cache_key();
         if let Some(value) = self.cache.get(&key, now).await? {
             // An entry that no longer parses (an older shape) is simply refetched.
@@ -76,7 +122,9 @@ impl Costs<'_> {
                 return Ok(report);
             }
         }
+        self.spend(who, now).await?;
         let report = self.source.usage(query, now).await?;
+        self.spent(who, report.pages_fetched, now).await;
         let value = serde_json::to_value(&report)?;
         self.cache
             .put(&key, &query.normalised(), &value, now + self.ttl)
@@ -84,8 +132,13 @@ impl Costs<'_> {
         Ok(report)
     }
 
-    /// A daily forecast for `days` days from today.
-    pub async fn forecast(&self, days: u32, now: DateTime<Utc>) -> Result<ForecastReport> {
+    /// A daily forecast for `days` days from today, for `who`.
+    pub async fn forecast(
+        &self,
+        days: u32,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ForecastReport> {
         if !(1..=MAX_FORECAST_DAYS).contains(&days) {
             return Err(Error::Validation(format!(
                 "days must be between 1 and {MAX_FORECAST_DAYS}, got {days}"
@@ -95,6 +148,7 @@ impl Costs<'_> {
         let today = now.date_naive();
         match self.forecast_source {
             ForecastSource::Aws => {
+                self.spend(who, now).await?;
                 let daily = self.source.aws_forecast(today, days, level).await?;
                 Ok(ForecastReport {
                     source: ForecastSource::Aws,
@@ -118,7 +172,7 @@ impl Costs<'_> {
                     granularity: Granularity::Daily,
                     group_by: GroupBy::None,
                 };
-                let history = self.report(&query, now).await?;
+                let history = self.report(&query, who, now).await?;
                 let series = daily_series(&history);
                 let f = forecast::forecast(&series, days, level).map_err(|e| {
                     Error::Validation(format!("cannot forecast from the cost history: {e}"))
@@ -227,7 +281,7 @@ pub async fn run_cost_job(
         Ok(q) => q,
         Err(e) => return fail(crate::cycle::public_error(&e, job_id)).await,
     };
-    let report = match costs.report(&query, now).await {
+    let report = match costs.report(&query, &job.requester, now).await {
         Ok(r) => r,
         Err(e) if e.is_retryable() && !last_delivery => return Err(e),
         Err(e) => {

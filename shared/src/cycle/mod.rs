@@ -144,7 +144,8 @@ pub fn public_error(e: &Error, reference: &str) -> String {
         Error::Validation(_)
         | Error::IllegalTransition(_)
         | Error::NotFound { .. }
-        | Error::AlreadyExists { .. } => e.to_string(),
+        | Error::AlreadyExists { .. }
+        | Error::RateLimited { .. } => e.to_string(),
         Error::Unavailable(_) => {
             format!("a backing service was unavailable (reference {reference})")
         }

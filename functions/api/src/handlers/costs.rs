@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::error::json_response;
 use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer};
-use shared::costs::{CostQuery, Costs};
+use shared::costs::{Allowance, CostQuery, Costs};
 
 fn cost_service(app: &App) -> Costs<'_> {
     Costs {
@@ -13,6 +13,10 @@ fn cost_service(app: &App) -> Costs<'_> {
         cache: &app.cost_cache,
         ttl: app.config.cost_cache_ttl,
         forecast_source: app.config.forecast_source,
+        allowance: Some(Allowance {
+            quota: &app.cost_cache,
+            pages_per_hour: app.config.cost_pages_per_user_hour,
+        }),
     }
 }
 
@@ -34,7 +38,9 @@ pub async fn report(ctx: &Ctx<'_>, q: CostsQuery) -> Res {
         q.group_by.as_deref(),
         ctx.now,
     )?;
-    let report = cost_service(ctx.app).report(&cq, ctx.now).await?;
+    let report = cost_service(ctx.app)
+        .report(&cq, &ctx.actor, ctx.now)
+        .await?;
     Ok(json_response(200, &to_json(report)?))
 }
 
@@ -57,7 +63,7 @@ fn days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 
 pub async fn forecast(ctx: &Ctx<'_>, q: ForecastQuery) -> Res {
     let f = cost_service(ctx.app)
-        .forecast(q.days.unwrap_or(30), ctx.now)
+        .forecast(q.days.unwrap_or(30), &ctx.actor, ctx.now)
         .await?;
     Ok(json_response(200, &to_json(f)?))
 }

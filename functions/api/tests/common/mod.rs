@@ -55,7 +55,15 @@ pub fn env_of(stack: &LocalStack) -> std::collections::BTreeMap<String, String> 
 }
 
 pub async fn harness_on(stack: LocalStack) -> Harness {
-    let env = env_of(&stack);
+    harness_with(stack, &[]).await
+}
+
+/// A harness whose function environment has `overrides` on top of the template's.
+pub async fn harness_with(stack: LocalStack, overrides: &[(&str, &str)]) -> Harness {
+    let mut env = env_of(&stack);
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.to_string());
+    }
     let config = Config::from_env(&Env::of(env)).expect("config");
     let auth = config.auth.clone();
     let events = Recorder::default();
