@@ -20,9 +20,12 @@ use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use chrono::Utc;
 use futures::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Subscribers read per Query page.
+const SUBSCRIBER_PAGE: u32 = 1000;
 
 /// Totals over the life of the notifier.
 #[derive(Debug, Default)]
@@ -99,28 +102,40 @@ impl WebSocketNotifier {
         &self.stats
     }
 
-    /// Every live subscriber of any of `topics`, once each.
-    async fn recipients(&self, topics: &[Topic]) -> Result<BTreeSet<String>> {
+    /// Feeds every live subscriber of any of `topics` into `tx`, a page at
+    /// a time, so pushes start with the first page instead of after the last.
+    async fn recipients(
+        &self,
+        topics: &[Topic],
+        tx: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<()> {
         let now = Utc::now();
-        let mut out = BTreeSet::new();
         for topic in topics {
             let mut token: Option<String> = None;
             loop {
                 let page = self
                     .connections
-                    .subscribers(topic, Some(1000), token.as_deref(), now)
+                    .subscribers(topic, Some(SUBSCRIBER_PAGE), token.as_deref(), now)
                     .await?;
-                out.extend(page.items);
+                for id in page.items {
+                    if tx.send(id).await.is_err() {
+                        return Ok(());
+                    }
+                }
                 match page.next_token {
                     Some(next) => token = Some(next),
                     None => break,
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Sends `event` to its subscribers and says what came of it.
+    ///
+    /// The subscriber listing and the pushes overlap: the listing runs ahead
+    /// by up to two pages while the pushes drain it, and a connection
+    /// subscribed to several of the event's topics is pushed to once.
     pub async fn deliver(&self, event: &Event) -> Result<Delivery> {
         let payload = serde_json::to_vec(event)?;
         if payload.len() > MAX_MESSAGE_BYTES {
@@ -131,22 +146,30 @@ impl WebSocketNotifier {
                 MAX_MESSAGE_BYTES
             )));
         }
-        let recipients = self.recipients(&event.topics()).await?;
-        let mut delivery = Delivery {
-            recipients: recipients.len(),
-            ..Delivery::default()
-        };
+        let topics = event.topics();
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(2 * SUBSCRIBER_PAGE as usize);
+        let listing = self.recipients(&topics, tx);
         let payload = &payload;
-        let mut sends = futures::stream::iter(recipients)
-            .map(|id| async move { self.send(id, payload).await })
-            .buffer_unordered(self.concurrency);
-        while let Some(outcome) = sends.next().await {
-            match outcome {
-                Outcome::Delivered => delivery.delivered += 1,
-                Outcome::Gone(id) => delivery.gone.push(id),
-                Outcome::Failed(id) => delivery.failed.push(id),
+        let pushes = async {
+            let mut seen = HashSet::new();
+            let mut delivery = Delivery::default();
+            let mut rx = rx;
+            let ids = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+                .filter(move |id| std::future::ready(seen.insert(id.clone())));
+            let mut sends = ids
+                .map(|id| async move { self.send(id, payload).await })
+                .buffer_unordered(self.concurrency);
+            while let Some(outcome) = sends.next().await {
+                delivery.recipients += 1;
+                match outcome {
+                    Outcome::Delivered => delivery.delivered += 1,
+                    Outcome::Gone(id) => delivery.gone.push(id),
+                    Outcome::Failed(id) => delivery.failed.push(id),
+                }
             }
-        }
+            delivery
+        };
+        let (listed, delivery) = tokio::join!(listing, pushes);
         self.stats
             .delivered
             .fetch_add(delivery.delivered as u64, Ordering::Relaxed);
@@ -156,6 +179,9 @@ impl WebSocketNotifier {
         self.stats
             .failed
             .fetch_add(delivery.failed.len() as u64, Ordering::Relaxed);
+        // The subscribers listed before a failed page were pushed to; the
+        // failure still surfaces, as the rest were not.
+        listed?;
         Ok(delivery)
     }
 
