@@ -123,6 +123,14 @@ async fn run() -> Result<(), String> {
             work_ms as f64 / 1000.0,
             (took.as_millis() as f64 - work_ms as f64).max(0.0) / 1000.0
         );
+        if let Some(r) = &run {
+            let stages: Vec<String> = r
+                .stages
+                .iter()
+                .map(|s| format!("{:?} {} ms", s.stage, s.duration_ms))
+                .collect();
+            println!("    stages: {}", stages.join(", "));
+        }
         latencies.push(took.as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
