@@ -470,6 +470,12 @@ impl Dev {
                     "auth": "local",
                     "wsUrl": gateway.ws_url(),
                     "tokensUrl": "/local/tokens",
+                    // What this API offers: the app shows execution and
+                    // realised savings only where the routes exist.
+                    "routes": api::ROUTES
+                        .iter()
+                        .map(|r| format!("{} {}", r.method, r.path))
+                        .collect::<Vec<_>>(),
                 }),
                 tokens: Arc::new(move || local_tokens(&auth, &secret)),
             }

@@ -119,7 +119,7 @@ export function Audit() {
           {error}
         </p>
       )}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Table">
         <table>
           <thead>
             <tr>

@@ -92,7 +92,7 @@ export function Costs() {
         .
       </p>
       {chart && <Chart x={chart.x} lines={chart.lines} band={chart.band} height={300} label="Daily cost with the 30-day forecast" yLabel="USD/day" />}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Table">
         <table>
           <thead>
             <tr>

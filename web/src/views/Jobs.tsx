@@ -112,7 +112,7 @@ export function Jobs() {
         </ul>
       )}
       <h2>Recent cycles {status?.running ? "(one is running)" : ""}</h2>
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Table">
         <table>
           <thead>
             <tr>

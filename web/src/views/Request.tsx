@@ -5,6 +5,43 @@ import { useLive } from "../live";
 import { errorText, money, risk, ruleOf, when } from "../format";
 import type { ApprovalRequest, AuditEntry, Decision, Page, Rule, ThresholdSet } from "../types";
 import { Chart, type Line } from "../components/Chart";
+import { offers } from "../config";
+
+/** Preview / execute / roll back, offered only where the API has the routes (SPEC 10). */
+function Execution({ id, status, onDone }: { id: string; status: string; onDone: () => void }) {
+  const [out, setOut] = useState<unknown>(null);
+  const [reason, setReason] = useState("");
+  const [error, setError] = useState("");
+  const run = async (what: "preview" | "execute" | "rollback") => {
+    try {
+      setOut(await api.post(`/approval-requests/${id}/${what}`, what === "rollback" ? { reason } : {}));
+      setError("");
+      if (what !== "preview") onDone();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  if (!can("approver")) return <p class="hint">Approvers preview, execute and roll back.</p>;
+  return (
+    <div class="decide" role="group" aria-label="Execution">
+      <button type="button" onClick={() => void run("preview")}>Preview</button>
+      {status === "approved" && offers("POST /approval-requests/{id}/execute") && (
+        <button type="button" class="primary" onClick={() => void run("execute")}>Execute</button>
+      )}
+      {["executed", "failed"].includes(status) && offers("POST /approval-requests/{id}/rollback") && (
+        <>
+          <label>
+            Rollback reason
+            <input type="text" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+          </label>
+          <button type="button" class="danger" disabled={!reason.trim()} onClick={() => void run("rollback")}>Roll back</button>
+        </>
+      )}
+      {error && <p class="error" role="alert">{error}</p>}
+      {out !== null && <pre class="json">{JSON.stringify(out, null, 2)}</pre>}
+    </div>
+  );
+}
 
 interface Series {
   metric: string;
@@ -223,10 +260,14 @@ export function RequestView({ id }: { id: string }) {
         <p>None known.</p>
       )}
       <h2>Execution</h2>
+      {offers("POST /approval-requests/{id}/preview") ? (
+        <Execution id={id} status={req.status} onDone={load} />
+      ) : (
       <p class="hint">
         Preview, execute and roll back appear here once the API offers them (SPEC section 10); today an approved request is carried out by a person and
         recorded with <code>POST /approval-requests/{"{id}"}/execute</code>.
       </p>
+      )}
       <h2>Approval history</h2>
       {decisions.length ? (
         <ul class="plain" data-testid="decisions">

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { useLive } from "../live";
 import { money } from "../format";
+import { offers } from "../config";
 
 interface Totals {
   count: number;
@@ -17,10 +18,7 @@ export function Savings() {
     api.get<{ totals: Totals }>("/recommendations").then((r) => setTotals(r.totals), () => setTotals(null));
     // Realised savings exist once executions are counted (SPEC 10); until
     // the API has GET /savings the section stays hidden.
-    api.raw("/savings").then(
-      async (r) => setRealised(r.ok ? await r.json() : null),
-      () => setRealised(null),
-    );
+    if (offers("GET /savings")) api.get<unknown>("/savings").then(setRealised, () => setRealised(null));
   };
   useEffect(load, []);
   useLive(["approvals"], (e) => e.type === "optimization_action_executed" && load(), load);
@@ -35,7 +33,7 @@ export function Savings() {
           {totals.unpriced ? ` (${totals.unpriced} without a price)` : ""}.
         </p>
       )}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Table">
         <table>
           <thead>
             <tr>

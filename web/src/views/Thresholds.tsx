@@ -46,7 +46,7 @@ export function Thresholds() {
           Version <strong>{current.version}</strong> by {current.createdBy}, {when(current.createdAt)}: {current.rules.length} rules.
         </p>
       )}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Table">
         <table>
           <thead>
             <tr>

@@ -1,0 +1,103 @@
+import { expect, test } from "@playwright/test";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { base, consoleErrors, serious, signIn } from "./helpers";
+
+const shots = resolve(import.meta.dirname, "../../target/screenshots");
+mkdirSync(shots, { recursive: true });
+
+test("an approver approves; another approver sees it live, without reload", async ({ browser }) => {
+  const a = await signIn(browser, "local-approver");
+  const rows = a.locator("li.row");
+  await expect(rows.first()).toBeVisible();
+  await expect(a.getByTestId("queue-summary")).toContainText("$");
+  // Sorted by savings: the first row saves the most.
+  const first = rows.first();
+  const id = await first.getAttribute("data-id");
+  expect(id).toBeTruthy();
+  await expect(first.locator(".money")).toContainText("$");
+
+  const b = await signIn(browser, "local-approver-2");
+  const other = b.locator(`li.row[data-id="${id}"]`);
+  await expect(other).toHaveAttribute("data-status", "pending");
+
+  await first.locator("a").click();
+  await expect(a).toHaveURL(new RegExp(`/requests/${id}$`));
+  await expect(a.getByTestId("chart").first().locator("canvas")).toBeVisible({ timeout: 30_000 });
+  await a.getByRole("button", { name: "Approve" }).click();
+  await expect(a.getByTestId("status")).toHaveText("approved");
+  await expect(a.getByTestId("decisions")).toContainText("local-approver");
+
+  // No reload on b: the decision arrives over its WebSocket.
+  await expect(other).toHaveAttribute("data-status", "approved");
+  expect(consoleErrors(a)).toEqual([]);
+  expect(consoleErrors(b)).toEqual([]);
+});
+
+test("a viewer sees no approve button, and a forced approval is refused", async ({ browser }) => {
+  const v = await signIn(browser, "local-viewer");
+  const row = v.locator("li.row").first();
+  await expect(row).toBeVisible();
+  await expect(v.locator("li.row input[type=checkbox]")).toHaveCount(0);
+  await expect(v.getByRole("button", { name: /^Approve/ })).toHaveCount(0);
+  const id = await row.getAttribute("data-id");
+  await row.locator("a").click();
+  await expect(v.getByTestId("status")).toBeVisible();
+  await expect(v.getByRole("button", { name: "Approve" })).toHaveCount(0);
+  const status = await v.evaluate(async (rid) => {
+    const token = sessionStorage.getItem("finops.session");
+    const r = await fetch(`/api/approval-requests/${rid}/approve`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    return r.status;
+  }, id);
+  expect(status).toBe(403);
+  await expect(v.getByTestId("status")).toHaveText("pending");
+});
+
+test("an operator runs a cycle and watches it complete", async ({ browser }) => {
+  const o = await signIn(browser, "local-operator");
+  await o.getByRole("link", { name: "Jobs" }).click();
+  await o.getByRole("button", { name: "Run cycle" }).click();
+  const bar = o.getByTestId("job-progress").first();
+  await expect(bar).toBeVisible();
+  await expect(bar).toHaveAttribute("data-state", "succeeded", { timeout: 120_000 });
+  await expect(bar.locator("progress")).toHaveAttribute("value", "100");
+  expect(consoleErrors(o)).toEqual([]);
+});
+
+const VIEWS: [string, string, (p: import("@playwright/test").Page) => Promise<void>][] = [
+  ["queue", "/", async (p) => void (await expect(p.locator("li.row").first()).toBeVisible())],
+  ["request", "", async (p) => void (await expect(p.getByTestId("chart").first().locator("canvas")).toBeVisible({ timeout: 30_000 }))],
+  ["jobs", "/jobs", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+  ["costs", "/costs", async (p) => void (await expect(p.locator(".chart canvas")).toBeVisible())],
+  ["savings", "/savings", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+  ["audit", "/audit", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+  ["thresholds", "/thresholds", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+];
+
+for (const width of [1280, 390]) {
+  test(`every view at ${width} px: no serious accessibility violation, no console error; screenshots`, async ({ browser }) => {
+    const p = await signIn(browser, "local-admin", width);
+    const first = await p.locator("li.row").first().getAttribute("data-id");
+    const found: string[] = [];
+    for (const [name, path, ready] of VIEWS) {
+      await p.goto(`${base()}${path || `/requests/${first}`}`);
+      await expect(p.getByTestId("live")).toHaveText(/Live/);
+      await ready(p);
+      await p.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: name !== "queue" });
+      found.push(...(await serious(p)).map((v) => `${name}: ${v}`));
+    }
+    expect(found).toEqual([]);
+    expect(consoleErrors(p)).toEqual([]);
+  });
+}
+
+test("the sign-in page is accessible", async ({ page }) => {
+  await page.goto(`${base()}/`);
+  await expect(page.locator("button[data-user]").first()).toBeVisible();
+  await page.screenshot({ path: `${shots}/signin-1280.png` });
+  expect(await serious(page)).toEqual([]);
+});
