@@ -69,12 +69,19 @@ test("an operator runs a cycle and watches it complete", async ({ browser }) => 
 });
 
 const VIEWS: [string, string, (p: import("@playwright/test").Page) => Promise<void>][] = [
-  ["queue", "/", async (p) => void (await expect(p.locator("li.row").first()).toBeVisible())],
+  ["queue", "/", async (p) => {
+    await expect(p.locator("li.row").first()).toBeVisible();
+    await expect(p.getByTestId("queue-summary")).toContainText("Latest cycle");
+    await expect(p.getByTestId("queue-summary")).not.toContainText("loading");
+  }],
   ["request", "", async (p) => void (await expect(p.getByTestId("chart").first().locator("canvas")).toBeVisible({ timeout: 30_000 }))],
   ["jobs", "/jobs", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
   ["costs", "/costs", async (p) => void (await expect(p.locator(".chart canvas")).toBeVisible())],
   ["savings", "/savings", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
-  ["audit", "/audit", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+  ["audit", "/audit", async (p) => {
+    await expect(p.locator("tbody tr").first()).toBeVisible();
+    await expect(p.getByRole("button", { name: /compliance report/ })).toBeEnabled();
+  }],
   ["thresholds", "/thresholds", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
 ];
 

@@ -1,8 +1,12 @@
 // Starts the real local stack (`finops-dev`, what `make dev` runs) on free
-// ports with the demo estate, and stops it after the run.
-import { spawn } from "node:child_process";
+// ports, and stops it after the run. Its output goes to
+// target/finops-dev-web.log.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "../..");
 
 function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
@@ -16,10 +20,22 @@ function freePort(): Promise<number> {
   });
 }
 
-export default async function globalSetup() {
-  const root = resolve(import.meta.dirname, "../..");
+export interface Stack {
+  base: string;
+  child: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+/**
+ * `env` is added to the stack's environment; the stack is ready when the API
+ * answers and its output contains `ready` (by default: the demo's metric
+ * series are stored, which the charts read, and the start-up cycle has run).
+ */
+export async function startStack(env: Record<string, string> = {}, ready = "demo metrics stored"): Promise<Stack> {
   const bin = process.env.FINOPS_DEV_BIN ?? resolve(root, "target/debug/finops-dev");
   const [rest, ws, emulator] = [await freePort(), await freePort(), await freePort()];
+  mkdirSync(resolve(root, "target"), { recursive: true });
+  const file = createWriteStream(resolve(root, "target/finops-dev-web.log"));
   const child = spawn(bin, [], {
     cwd: root,
     env: {
@@ -30,30 +46,40 @@ export default async function globalSetup() {
       FINOPS_EMULATOR_PORT: String(emulator),
       FINOPS_WEB_DIR: resolve(root, "web/dist"),
       RUST_LOG: "warn,finops_dev=info",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
+  const keep = (d: Buffer) => {
+    log += d;
+    file.write(d);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
   const base = `http://127.0.0.1:${rest}`;
-  const deadline = Date.now() + 240_000;
-  // Ready: the API answers and the demo's metric series are stored (the
-  // charts read them), which also means the start-up cycle has run.
+  const stop = async () => {
+    if (child.exitCode === null) child.kill("SIGINT");
+    for (let i = 0; i < 50 && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    if (child.exitCode === null) child.kill("SIGKILL");
+    file.end();
+  };
+  const deadline = Date.now() + 600_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`finops-dev exited:\n${log}`);
     if (Date.now() > deadline) {
-      child.kill("SIGINT");
-      throw new Error(`the local stack was not ready in 240 s:\n${log}`);
+      await stop();
+      throw new Error(`the local stack was not ready in 600 s:\n${log}`);
     }
     const healthy = await fetch(`${base}/api/health`).then((r) => r.ok, () => false);
-    if (healthy && log.includes("demo metrics stored")) break;
+    if (healthy && log.includes(ready)) break;
     await new Promise((r) => setTimeout(r, 500));
   }
-  process.env.FINOPS_WEB_URL = base;
-  return async () => {
-    child.kill("SIGINT");
-    await new Promise((r) => setTimeout(r, 3000));
-    if (child.exitCode === null) child.kill("SIGKILL");
-  };
+  return { base, child, stop };
+}
+
+export default async function globalSetup() {
+  const stack = await startStack();
+  process.env.FINOPS_WEB_URL = stack.base;
+  return stack.stop;
 }

@@ -61,6 +61,9 @@ pub struct Settings {
     /// `/config.json` and the role picker's `/local/tokens`; `None` serves
     /// only `/api`.
     pub web: Option<PathBuf>,
+    /// Synthetic pending approval requests opened in the background after
+    /// start (the dashboard's 10,000-request benchmark); 0 for none.
+    pub bench_requests: usize,
 }
 
 /// The demo estate on an emulator of its own, served as `make dev` serves
@@ -94,6 +97,7 @@ impl Settings {
             poll_wait_seconds: 1,
             pollers: 2,
             web: None,
+            bench_requests: 0,
         }
     }
 }
@@ -534,6 +538,21 @@ impl Dev {
                         "demo metrics stored for GET /metrics"
                     ),
                     Err(e) => tracing::warn!(error = %e, "demo metrics for GET /metrics"),
+                }
+            }));
+        }
+
+        if settings.bench_requests > 0 {
+            let (stack, n) = (stack.clone(), settings.bench_requests);
+            tasks.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                match demo_estate::seed_approval_requests(&stack, n, now, 8).await {
+                    Ok(n) => tracing::info!(
+                        requests = n,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "benchmark approval requests opened"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "benchmark approval requests"),
                 }
             }));
         }

@@ -81,6 +81,10 @@ async fn run() -> Result<(), String> {
         poll_wait_seconds: 20,
         pollers: 2,
         web: Some(web.clone()),
+        // Unset: none; the dashboard's benchmark sets 10,000.
+        bench_requests: env
+            .positive::<u32>("FINOPS_BENCH_REQUESTS", 0, 100_000)
+            .map_err(|e| e.to_string())? as usize,
     };
     let dev = Dev::start(stack, settings, |g, _| g).await?;
 

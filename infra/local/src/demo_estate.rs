@@ -225,3 +225,55 @@ pub async fn seed_metrics_table(
             message: e.to_string(),
         })
 }
+
+/// `n` pending approval requests for synthetic EC2 instances (`bench-i-*`),
+/// opened as a cycle opens them (request + audit entry in one transaction),
+/// `concurrency` at a time: the dashboard's 10,000-request benchmark.
+pub async fn seed_approval_requests(
+    stack: &LocalStack,
+    n: usize,
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> Result<usize, LocalError> {
+    use futures::StreamExt;
+    let store = shared::dynamo::DynamoApprovals::new(
+        aws_sdk_dynamodb::Client::new(&stack.config),
+        stack.table("ApprovalsTable"),
+        stack.table("AuditTable"),
+        PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+    );
+    let store = &store;
+    let opened: Vec<Result<(), LocalError>> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let resource = format!("bench-i-{i:05}");
+            let savings = 5.0 + (i * 37 % 400) as f64;
+            let rec: shared::domain::Recommendation = serde_json::from_value(json!({
+                "id": shared::domain::Recommendation::stable_id(&resource, shared::domain::Action::Stop),
+                "resourceId": resource,
+                "service": "ec2",
+                "region": "us-east-1",
+                "finding": "idle",
+                "action": "stop",
+                "monthlySavingsUsd": savings,
+                "confidence": 0.9,
+                "risk": i % 4,
+                "reason": format!("Synthetic benchmark request {i}: idle for 14 days. Saves about ${savings:.2}/month."),
+                "alternatives": [],
+                "dependencies": [],
+                "thresholdVersion": 0,
+                "createdAt": now,
+            }))
+            .map_err(|e| LocalError::Create { resource: "a benchmark recommendation".into(), message: e.to_string() })?;
+            shared::approvals::open(store, rec, "bench", None, Duration::days(7), now)
+                .await
+                .map(|_| ())
+                .map_err(|e| LocalError::Create { resource: "ApprovalsTable items".into(), message: e.to_string() })
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    opened
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|v| v.len())
+}

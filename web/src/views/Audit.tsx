@@ -51,7 +51,7 @@ export function Audit() {
   const load = useCallback(
     async (token: string | null) => {
       try {
-        const p = await api.get<Page<AuditEntry>>("/audit-trail", { ...query, limit: 100, nextToken: token });
+        const p = await api.get<Page<AuditEntry>>("/audit-trail", { ...query, limit: 50, nextToken: token });
         setItems((old) => (token ? [...old, ...p.items] : p.items));
         setNext(p.nextToken);
         setError("");
@@ -62,7 +62,10 @@ export function Audit() {
     [actor, action, entityId, from, to],
   );
   const loadReport = useCallback(() => {
-    api.get<Report>("/audit-trail/report", { from: iso(from), to: iso(to) }).then(setReport, () => setReport(null));
+    api.get<Report>("/audit-trail/report", { from: iso(from), to: iso(to) }).then(setReport, (e) => {
+      setReport(null);
+      setError(`compliance report: ${errorText(e)}`);
+    });
   }, [from, to]);
   useEffect(() => {
     void load(null);

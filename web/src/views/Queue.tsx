@@ -116,10 +116,11 @@ export function Queue() {
   }, [items, finding, acct, own, maxRisk, minSavings, sort]);
 
   const { scrollRef, items: visible, total } = useVirtual(rows.length, ROW);
-  const last = visible.length ? visible[visible.length - 1].index : 0;
+  // The first page renders at once; the rest follow in the background, a
+  // page at a time, so sorting and filtering see every request.
   useEffect(() => {
-    if (next && !loading && last >= rows.length - 20) void load(next, false);
-  }, [last, next, loading, rows.length, load]);
+    if (next && !loading && !error) void load(next, false);
+  }, [next, loading, error, load]);
 
   const shownSavings = rows.reduce((s, r) => s + (r.recommendation.monthlySavingsUsd ?? 0), 0);
   const approver = can("approver");
@@ -175,8 +176,7 @@ export function Queue() {
             </span>
           )}
           <span>
-            Shown: <strong>{rows.length}</strong>
-            {next ? "+" : ""} requests, {money(shownSavings, true)}/month.
+            Shown: <strong>{rows.length}</strong> requests{next ? " (loading more…)" : ""}, {money(shownSavings, true)}/month.
           </span>
         </p>
       </div>
@@ -260,7 +260,7 @@ export function Queue() {
             />
             Select all pending shown ({pendingRows.length})
           </label>
-          <label class="reason">
+          <label class="reason-field">
             Reason
             <input type="text" value={reason} maxLength={500} placeholder="required to reject" onInput={(e) => setReason(e.currentTarget.value)} />
           </label>
