@@ -108,3 +108,29 @@ test("the sign-in page is accessible", async ({ page }) => {
   await page.screenshot({ path: `${shots}/signin-1280.png` });
   expect(await serious(page)).toEqual([]);
 });
+
+test("the compliance report downloads as CSV", async ({ browser }) => {
+  const p = await signIn(browser, "local-viewer");
+  await p.getByRole("link", { name: "Audit" }).click();
+  const button = p.getByRole("button", { name: /compliance report/ });
+  await expect(button).toBeEnabled();
+  const [download] = await Promise.all([p.waitForEvent("download"), button.click()]);
+  expect(download.suggestedFilename()).toMatch(/^compliance-report-.*\.csv$/);
+  const path = await download.path();
+  const text = (await import("node:fs")).readFileSync(path!, "utf8");
+  expect(text).toMatch(/^# compliance report /);
+  expect(text).toContain("action,approval.requested,");
+});
+
+test("the queue works from the keyboard", async ({ browser }) => {
+  const p = await signIn(browser, "local-approver");
+  await expect(p.locator("li.row").first()).toBeVisible();
+  const link = p.locator("li.row a").first();
+  await link.focus();
+  await expect(link).toBeFocused();
+  const outline = await link.evaluate((el) => getComputedStyle(el).outlineStyle);
+  expect(outline).not.toBe("none");
+  await p.keyboard.press("Enter");
+  await expect(p).toHaveURL(/\/requests\//);
+  await expect(p.getByTestId("status")).toBeVisible();
+});
