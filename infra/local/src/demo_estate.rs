@@ -118,44 +118,6 @@ pub async fn inject_daily_costs(
     stack.inject_costs(&results).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_costs_cover_the_days_and_sum_to_the_monthly_costs() {
-        let mut a = Resource::new(Service::Ec2, "i-1", "us-east-1");
-        a.monthly_cost_usd = Some(300.0);
-        let mut b = Resource::new(Service::Rds, "db-1", "us-east-1");
-        b.monthly_cost_usd = Some(60.0);
-        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        let v = daily_costs(&[a, b], today, 90);
-        let days = v["ResultsByTime"].as_array().unwrap();
-        assert_eq!(days.len(), 90);
-        assert_eq!(days[0]["TimePeriod"]["Start"], "2026-08-25");
-        assert_eq!(days[89]["TimePeriod"]["End"], "2026-11-23");
-        let ec2: f64 = days
-            .iter()
-            .map(|d| {
-                let ec2 = d["Groups"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|g| g["Keys"][0] == cost_explorer_service(Service::Ec2))
-                    .unwrap();
-                ec2["Metrics"]["UnblendedCost"]["Amount"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<f64>()
-                    .unwrap()
-            })
-            .sum();
-        // 90 days of a $300/month service: about $900, give or take the rhythm.
-        assert!((ec2 - 900.0).abs() < 90.0, "{ec2}");
-        assert_eq!(days[0]["Groups"].as_array().unwrap().len(), 2);
-    }
-}
-
 /// The estate's series as `GET /metrics/{resourceId}` serves them (what
 /// `POST /metrics` would have stored): each series belongs to the resource
 /// one of its dimensions names, and gaps stay gaps.
@@ -276,4 +238,42 @@ pub async fn seed_approval_requests(
         .into_iter()
         .collect::<Result<Vec<()>, _>>()
         .map(|v| v.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_costs_cover_the_days_and_sum_to_the_monthly_costs() {
+        let mut a = Resource::new(Service::Ec2, "i-1", "us-east-1");
+        a.monthly_cost_usd = Some(300.0);
+        let mut b = Resource::new(Service::Rds, "db-1", "us-east-1");
+        b.monthly_cost_usd = Some(60.0);
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let v = daily_costs(&[a, b], today, 90);
+        let days = v["ResultsByTime"].as_array().unwrap();
+        assert_eq!(days.len(), 90);
+        assert_eq!(days[0]["TimePeriod"]["Start"], "2026-08-25");
+        assert_eq!(days[89]["TimePeriod"]["End"], "2026-11-23");
+        let ec2: f64 = days
+            .iter()
+            .map(|d| {
+                let ec2 = d["Groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["Keys"][0] == cost_explorer_service(Service::Ec2))
+                    .unwrap();
+                ec2["Metrics"]["UnblendedCost"]["Amount"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap()
+            })
+            .sum();
+        // 90 days of a $300/month service: about $900, give or take the rhythm.
+        assert!((ec2 - 900.0).abs() < 90.0, "{ec2}");
+        assert_eq!(days[0]["Groups"].as_array().unwrap().len(), 2);
+    }
 }
