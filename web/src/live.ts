@@ -2,7 +2,7 @@ import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
 
 /** One WebSocket per tab (SPEC 4), subscribed to the topics the views on screen ask for. */
-export type LiveState = "off" | "connecting" | "live" | "retrying";
+export type LiveState = "off" | "connecting" | "live" | "retrying" | "offline";
 export const liveState = signal<LiveState>("off");
 /** Seconds until the next attempt while retrying. */
 export const retryIn = signal(0);
@@ -31,6 +31,11 @@ function send(msg: unknown) {
 function open() {
   window.clearTimeout(timer);
   if (!url || !token) return;
+  if (!navigator.onLine) {
+    // The browser knows there is no network: wait for its "online" event.
+    liveState.value = "offline";
+    return;
+  }
   liveState.value = "connecting";
   const socket = new WebSocket(`${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`);
   ws = socket;
@@ -88,6 +93,20 @@ export function connectLive(wsUrl: string, jwt: string) {
   if (first) everConnected = false;
   open();
 }
+
+// A dropped network is noticed at once rather than at the next failed
+// ping; when it is back, reconnect (and refetch) without waiting out the backoff.
+window.addEventListener("offline", () => {
+  const old = ws;
+  ws = null;
+  window.clearInterval(ping);
+  old?.close();
+  if (token) liveState.value = "offline";
+});
+window.addEventListener("online", () => {
+  attempt = 0;
+  if (token && !ws) open();
+});
 
 /** Retry now (the indicator's button). */
 export function reconnectNow() {

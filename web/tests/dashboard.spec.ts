@@ -138,3 +138,42 @@ test("the queue works from the keyboard", async ({ browser }) => {
   await expect(p).toHaveURL(/\/requests\//);
   await expect(p.getByTestId("status")).toBeVisible();
 });
+
+test("bulk approve with a reason", async ({ browser }) => {
+  const p = await signIn(browser, "local-approver");
+  await p.getByLabel("Sort by").selectOption("resource");
+  const rows = p.locator('li.row[data-status="pending"]');
+  await expect(rows.nth(1)).toBeVisible();
+  const ids = [await rows.nth(0).getAttribute("data-id"), await rows.nth(1).getAttribute("data-id")];
+  for (const id of ids) await p.locator(`li.row[data-id="${id}"] input[type=checkbox]`).check();
+  await p.getByLabel("Reason").fill("bulk: owner agreed");
+  await p.getByRole("button", { name: "Approve 2" }).click();
+  for (const id of ids) await expect(p.locator(`li.row[data-id="${id}"]`)).toHaveAttribute("data-status", "approved");
+  const r = await fetch(`${base()}/api/approval-requests/${ids[0]}`, {
+    headers: { authorization: `Bearer ${await p.evaluate(() => sessionStorage.getItem("finops.session"))}` },
+  });
+  const body = (await r.json()) as { decisions: { reason: string; actor: string }[] };
+  expect(body.decisions[0]).toMatchObject({ reason: "bulk: owner agreed", actor: "local-approver" });
+});
+
+test("live updates come back after the connection drops, with what was missed", async ({ browser }) => {
+  const p = await signIn(browser, "local-viewer");
+  const context = p.context();
+  const row = p.locator('li.row[data-status="pending"]').first();
+  await expect(row).toBeVisible();
+  const id = await row.getAttribute("data-id");
+  await context.setOffline(true);
+  await expect(p.getByTestId("live")).toContainText("Offline");
+  // Decided while this tab hears nothing.
+  const users = (await (await fetch(`${base()}/local/tokens`)).json()) as { users: { user: string; token: string }[] };
+  const admin = users.users.find((u) => u.user === "local-admin")!.token;
+  const r = await fetch(`${base()}/api/approval-requests/${id}/reject`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ reason: "decided while offline" }),
+  });
+  expect(r.status).toBe(200);
+  await context.setOffline(false);
+  await expect(p.getByTestId("live")).toHaveText(/Live/);
+  await expect(p.locator(`li.row[data-id="${id}"]`)).toHaveCount(0); // refetched: no longer pending
+});

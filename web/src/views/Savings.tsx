@@ -63,6 +63,7 @@ export function Savings() {
           </tbody>
         </table>
       </div>
+      {!offers("GET /savings") && <p class="hint">Realised savings are counted from executions, which this API does not carry out yet.</p>}
       {realised !== null && (
         <>
           <h2>Realised</h2>
