@@ -11,7 +11,7 @@ bootstrap:
 	@bash infra/scripts/bootstrap.sh
 
 ## What CI runs: format, clippy (warnings denied), every test, template lint.
-test: bootstrap fmt-check clippy unit emulator-tests lint
+test: bootstrap fmt-check clippy unit emulator-tests lint web-test
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -53,8 +53,22 @@ lambda-release: bootstrap
 bench-startup: lambda-release
 	$(PY) infra/scripts/bench_startup.py
 
+## The dashboard in a real browser: Playwright drives Debian's Chromium
+## against the local stack (finops-dev on free ports, demo estate).
+## Screenshots of every view at 1280 and 390 px go to target/screenshots/.
+.PHONY: web-test web-bench
+web-test: bootstrap
+	cargo build -q -p finops-dev
+	cd web && npx playwright test
+
+## The dashboard's figures: initial load (gzip), first rendered queue, frame
+## time while scrolling 10,000 requests (target/web-bench.json).
+web-bench: bootstrap
+	cargo build -q -p finops-dev
+	cd web && npx playwright test --config playwright.bench.config.ts
+
 ## Benchmarks; each prints its figures.
-bench: bootstrap bench-startup
+bench: bootstrap bench-startup web-bench
 	cargo bench -p shared --bench analysis
 	cargo bench -p shared --bench forecast
 	cargo bench -p e2e --bench collect

@@ -20,6 +20,7 @@ use shared::notify::Notifier;
 use shared::store::{ConnectionStore, PageTokenCodec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -56,6 +57,13 @@ pub struct Settings {
     pub poll_wait_seconds: i32,
     /// Concurrent pollers of the jobs queue (Lambda starts with several).
     pub pollers: usize,
+    /// The built dashboard (`web/dist`), served at `/` beside `/api`, with
+    /// `/config.json` and the role picker's `/local/tokens`; `None` serves
+    /// only `/api`.
+    pub web: Option<PathBuf>,
+    /// Synthetic pending approval requests opened in the background after
+    /// start (the dashboard's 10,000-request benchmark); 0 for none.
+    pub bench_requests: usize,
 }
 
 /// The demo estate on an emulator of its own, served as `make dev` serves
@@ -88,6 +96,8 @@ impl Settings {
             gateway: GatewayConfig::default(),
             poll_wait_seconds: 1,
             pollers: 2,
+            web: None,
+            bench_requests: 0,
         }
     }
 }
@@ -342,6 +352,36 @@ pub fn local_auth(secret: &str) -> AuthConfig {
     }
 }
 
+/// The local sign-in's users: one per role, and a second approver (two
+/// people deciding at once is what the dashboard's live updates are for).
+pub const LOCAL_USERS: [(&str, Role); 5] = [
+    ("local-viewer", Role::Viewer),
+    ("local-operator", Role::Operator),
+    ("local-approver", Role::Approver),
+    ("local-approver-2", Role::Approver),
+    ("local-admin", Role::Admin),
+];
+
+/// `/local/tokens`: a fresh 12-hour token for each of [`LOCAL_USERS`].
+fn local_tokens(auth: &AuthConfig, secret: &str) -> serde_json::Value {
+    let users: Vec<serde_json::Value> = LOCAL_USERS
+        .iter()
+        .map(|(user, role)| {
+            let token = LocalClaims::new(
+                auth,
+                user,
+                &[*role],
+                Utc::now(),
+                chrono::Duration::hours(12),
+            )
+            .sign_hs256(secret.as_bytes())
+            .unwrap_or_default();
+            serde_json::json!({ "user": user, "role": role.as_str(), "token": token })
+        })
+        .collect();
+    serde_json::json!({ "users": users })
+}
+
 /// The running stack.
 pub struct Dev {
     pub stack: LocalStack,
@@ -368,6 +408,7 @@ impl Dev {
             return Err("AUTH_HS256_SECRET must be at least 32 bytes".into());
         }
         let now = Utc::now();
+        let mut chart_samples = Vec::new();
         let seeded = match settings.seed {
             Seed::None => None,
             Seed::Demo => {
@@ -380,6 +421,7 @@ impl Dev {
                 demo_estate::inject_daily_costs(&stack, &estate.resources, now, 90, 32)
                     .await
                     .map_err(|e| e.to_string())?;
+                chart_samples = demo_estate::metric_samples(&estate);
                 Some(seeded)
             }
             Seed::Estate(estate) => Some(
@@ -424,13 +466,36 @@ impl Dev {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
+        let site = settings.web.map(|dir| {
+            let (auth, secret) = (auth.clone(), settings.auth_secret.clone());
+            finops_local::site::Site {
+                dir,
+                config: serde_json::json!({
+                    "auth": "local",
+                    "wsUrl": gateway.ws_url(),
+                    "tokensUrl": "/local/tokens",
+                    // What this API offers: the app shows execution and
+                    // realised savings only where the routes exist.
+                    "routes": api::ROUTES
+                        .iter()
+                        .map(|r| format!("{} {}", r.method, r.path))
+                        .collect::<Vec<_>>(),
+                }),
+                tokens: Arc::new(move || local_tokens(&auth, &secret)),
+            }
+            .router()
+        });
         let f = functions.clone();
         let mut rest_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = finops_local::rest::serve_rest(rest_listener, move |req| {
-                let f = f.clone();
-                async move { api::handle(&f.api, req).await }
-            });
+            let serve = finops_local::rest::serve_rest_with_site(
+                rest_listener,
+                move |req| {
+                    let f = f.clone();
+                    async move { api::handle(&f.api, req).await }
+                },
+                site,
+            );
             tokio::select! {
                 r = serve => if let Err(e) = r {
                     tracing::error!(error = %e, "the REST server stopped");
@@ -456,6 +521,39 @@ impl Dev {
                         async move { processor::handle(&f.processor, event, Utc::now()).await }
                     })
                     .await;
+            }));
+        }
+
+        if !chart_samples.is_empty() {
+            // The dashboard charts GET /metrics/{id}, which reads what
+            // POST /metrics stored; the demo's series go there too, in the
+            // background so the stack answers at once.
+            let stack = stack.clone();
+            tasks.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                match demo_estate::seed_metrics_table(&stack, &chart_samples, now, 4).await {
+                    Ok(n) => tracing::info!(
+                        samples = n,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "demo metrics stored for GET /metrics"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "demo metrics for GET /metrics"),
+                }
+            }));
+        }
+
+        if settings.bench_requests > 0 {
+            let (stack, n) = (stack.clone(), settings.bench_requests);
+            tasks.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                match demo_estate::seed_approval_requests(&stack, n, now, 8).await {
+                    Ok(n) => tracing::info!(
+                        requests = n,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "benchmark approval requests opened"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "benchmark approval requests"),
+                }
             }));
         }
 

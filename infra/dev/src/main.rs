@@ -42,6 +42,11 @@ async fn run() -> Result<(), String> {
         other => return Err(format!("SEED must be 'demo' or 'none', got '{other}'")),
     };
     let auth_secret = env.get("AUTH_HS256_SECRET").unwrap_or_else(random_secret);
+    // The dashboard `make bootstrap` built (FINOPS_WEB_DIR to serve another).
+    let web = env
+        .get("FINOPS_WEB_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| finops_local::repo_root().join("web/dist"));
     let template = Template::load().map_err(|e| e.to_string())?;
     let expression = env
         .get("SCHEDULE_EXPRESSION")
@@ -75,12 +80,28 @@ async fn run() -> Result<(), String> {
         gateway: GatewayConfig::default(),
         poll_wait_seconds: 20,
         pollers: 2,
+        web: Some(web.clone()),
+        // Unset: none; the dashboard's benchmark sets 10,000.
+        bench_requests: env
+            .positive::<u32>("FINOPS_BENCH_REQUESTS", 0, 100_000)
+            .map_err(|e| e.to_string())? as usize,
     };
     let dev = Dev::start(stack, settings, |g, _| g).await?;
 
     let ws = dev.ws_url();
     println!();
     println!("finops-lambda is running locally.");
+    if web.join("index.html").is_file() {
+        println!(
+            "  Dashboard          {}/   (sign in with a role)",
+            dev.rest_url()
+        );
+    } else {
+        println!(
+            "  Dashboard          not built ({} has no index.html; run make bootstrap)",
+            web.display()
+        );
+    }
     println!(
         "  REST API           {}/api   (try {}/api/health)",
         dev.rest_url(),

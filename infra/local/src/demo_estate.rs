@@ -7,9 +7,9 @@ use crate::estate::Estate;
 use crate::{seed, LocalError, LocalStack};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
-use shared::domain::{Resource, Service};
-use shared::dynamo::DynamoInventory;
-use shared::store::{InventoryStore, PageTokenCodec};
+use shared::domain::{MetricSample, Resource, Service};
+use shared::dynamo::{DynamoInventory, DynamoMetrics};
+use shared::store::{InventoryStore, MetricStore, PageTokenCodec};
 use std::collections::BTreeMap;
 
 /// What seeding put in place.
@@ -117,6 +117,128 @@ pub async fn inject_daily_costs(
     let one = daily_costs(resources, now.date_naive(), days);
     let results = json!({ "results": vec![one; copies] });
     stack.inject_costs(&results).await
+}
+
+/// The estate's series as `GET /metrics/{resourceId}` serves them (what
+/// `POST /metrics` would have stored): each series belongs to the resource
+/// one of its dimensions names, and gaps stay gaps.
+pub fn metric_samples(estate: &Estate) -> Vec<MetricSample> {
+    let services: BTreeMap<&str, Service> = estate
+        .resources
+        .iter()
+        .map(|r| (r.id.as_str(), r.service))
+        .collect();
+    let mut samples = Vec::new();
+    for s in &estate.series {
+        let Some((id, service)) = s
+            .dimensions
+            .iter()
+            .find_map(|(_, v)| services.get(v.as_str()).map(|svc| (v, *svc)))
+        else {
+            continue;
+        };
+        for (i, value) in s.values.iter().enumerate() {
+            let Some(timestamp) =
+                DateTime::from_timestamp(s.start + i as i64 * i64::from(s.period_seconds), 0)
+            else {
+                continue;
+            };
+            if value.is_finite() {
+                samples.push(MetricSample {
+                    resource_id: id.clone(),
+                    service,
+                    metric: s.metric_name.clone(),
+                    timestamp,
+                    value: *value,
+                    unit: s.unit.clone(),
+                });
+            }
+        }
+    }
+    samples
+}
+
+/// Writes `samples` into the stack's MetricsTable, `concurrency` batches at
+/// a time, so the dashboard can chart the demo estate's evidence. Returns
+/// how many were written.
+pub async fn seed_metrics_table(
+    stack: &LocalStack,
+    samples: &[MetricSample],
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> Result<usize, LocalError> {
+    use futures::StreamExt;
+    let store = DynamoMetrics::new(
+        aws_sdk_dynamodb::Client::new(&stack.config),
+        stack.table("MetricsTable"),
+        PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+    );
+    let store = &store;
+    let written: Vec<Result<usize, shared::Error>> =
+        futures::stream::iter(samples.chunks(500).map(<[MetricSample]>::to_vec))
+            .map(|chunk| async move { store.put(&chunk, now).await })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    written
+        .into_iter()
+        .try_fold(0, |acc, r| r.map(|n| acc + n))
+        .map_err(|e| LocalError::Create {
+            resource: "MetricsTable items".into(),
+            message: e.to_string(),
+        })
+}
+
+/// `n` pending approval requests for synthetic EC2 instances (`bench-i-*`),
+/// opened as a cycle opens them (request + audit entry in one transaction),
+/// `concurrency` at a time: the dashboard's 10,000-request benchmark.
+pub async fn seed_approval_requests(
+    stack: &LocalStack,
+    n: usize,
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> Result<usize, LocalError> {
+    use futures::StreamExt;
+    let store = shared::dynamo::DynamoApprovals::new(
+        aws_sdk_dynamodb::Client::new(&stack.config),
+        stack.table("ApprovalsTable"),
+        stack.table("AuditTable"),
+        PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes()),
+    );
+    let store = &store;
+    let opened: Vec<Result<(), LocalError>> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let resource = format!("bench-i-{i:05}");
+            let savings = 5.0 + (i * 37 % 400) as f64;
+            let rec: shared::domain::Recommendation = serde_json::from_value(json!({
+                "id": shared::domain::Recommendation::stable_id(&resource, shared::domain::Action::Stop),
+                "resourceId": resource,
+                "service": "ec2",
+                "region": "us-east-1",
+                "finding": "idle",
+                "action": "stop",
+                "monthlySavingsUsd": savings,
+                "confidence": 0.9,
+                "risk": i % 4,
+                "reason": format!("Synthetic benchmark request {i}: idle for 14 days. Saves about ${savings:.2}/month."),
+                "alternatives": [],
+                "dependencies": [],
+                "thresholdVersion": 0,
+                "createdAt": now,
+            }))
+            .map_err(|e| LocalError::Create { resource: "a benchmark recommendation".into(), message: e.to_string() })?;
+            shared::approvals::open(store, rec, "bench", None, Duration::days(7), now)
+                .await
+                .map(|_| ())
+                .map_err(|e| LocalError::Create { resource: "ApprovalsTable items".into(), message: e.to_string() })
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    opened
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|v| v.len())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod rest;
 pub mod schedule;
 pub mod seed;
+pub mod site;
 pub mod synthetic;
 mod template;
 

@@ -5,7 +5,6 @@
 //! function's response goes back as the HTTP response.
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 /// API Gateway refuses payloads above 10 MB.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -145,42 +145,71 @@ where
     F: Fn(lambda_http::Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
 {
+    serve_rest_with_site(listener, handler, None).await
+}
+
+/// As [`serve_rest`], with `site` answering every path outside `/api` (the
+/// dashboard, on the same origin as the API); without it those paths get
+/// API Gateway's 403.
+pub async fn serve_rest_with_site<F, Fut>(
+    listener: tokio::net::TcpListener,
+    handler: F,
+    site: Option<axum::Router>,
+) -> std::io::Result<()>
+where
+    F: Fn(lambda_http::Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
+{
     let handler = Arc::new(handler);
     let port = listener.local_addr().map_or(0, |a| a.port());
     let app = axum::Router::new()
         .fallback(
-            move |State(handler): State<Arc<F>>,
-                  method: Method,
-                  uri: Uri,
-                  headers: HeaderMap,
-                  body: Bytes| async move {
-                if body.len() > MAX_PAYLOAD_BYTES {
-                    return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+            move |State(handler): State<Arc<F>>, request: axum::extract::Request| {
+                let site = site.clone();
+                async move {
+                    if request.uri().path() != "/api" && !request.uri().path().starts_with("/api/")
+                    {
+                        return match site {
+                            Some(site) => match site.oneshot(request).await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            },
+                            // What API Gateway answers for a resource it does not have.
+                            None => {
+                                gateway_error(StatusCode::FORBIDDEN, "Missing Authentication Token")
+                            }
+                        };
+                    }
+                    let (parts, body) = request.into_parts();
+                    let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES + 1).await else {
+                        return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+                    };
+                    if body.len() > MAX_PAYLOAD_BYTES {
+                        return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+                    }
+                    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+                    let event = proxy_event(&method, &uri, &headers, &body, port);
+                    // The event type is API Gateway's own; lambda_http converts it.
+                    let request =
+                        match serde_json::from_value::<ApiGatewayProxyRequest>(event.clone())
+                            .ok()
+                            .and_then(|_| lambda_http::request::from_str(&event.to_string()).ok())
+                        {
+                            Some(r) => r,
+                            None => return gateway_error(StatusCode::BAD_REQUEST, "Bad Request"),
+                        };
+                    let response = handler(request).await;
+                    let (parts, body) = response.into_parts();
+                    let bytes: Vec<u8> = match body {
+                        lambda_http::Body::Text(t) => t.into_bytes(),
+                        lambda_http::Body::Binary(b) => b,
+                        _ => Vec::new(),
+                    };
+                    let mut out = Response::new(axum::body::Body::from(bytes));
+                    *out.status_mut() = parts.status;
+                    *out.headers_mut() = parts.headers;
+                    out
                 }
-                if uri.path() != "/api" && !uri.path().starts_with("/api/") {
-                    // What API Gateway answers for a resource it does not have.
-                    return gateway_error(StatusCode::FORBIDDEN, "Missing Authentication Token");
-                }
-                let event = proxy_event(&method, &uri, &headers, &body, port);
-                // The event type is API Gateway's own; lambda_http converts it.
-                let request = match serde_json::from_value::<ApiGatewayProxyRequest>(event.clone())
-                    .ok()
-                    .and_then(|_| lambda_http::request::from_str(&event.to_string()).ok())
-                {
-                    Some(r) => r,
-                    None => return gateway_error(StatusCode::BAD_REQUEST, "Bad Request"),
-                };
-                let response = handler(request).await;
-                let (parts, body) = response.into_parts();
-                let bytes: Vec<u8> = match body {
-                    lambda_http::Body::Text(t) => t.into_bytes(),
-                    lambda_http::Body::Binary(b) => b,
-                    _ => Vec::new(),
-                };
-                let mut out = Response::new(axum::body::Body::from(bytes));
-                *out.status_mut() = parts.status;
-                *out.headers_mut() = parts.headers;
-                out
             },
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PAYLOAD_BYTES + 1))
