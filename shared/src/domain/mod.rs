@@ -5,6 +5,7 @@ pub mod audit;
 pub mod connection;
 pub mod cost_query;
 pub mod cycle;
+pub mod execution;
 pub mod job;
 pub mod metric;
 pub mod number;
