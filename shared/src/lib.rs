@@ -15,6 +15,7 @@ pub mod cycle;
 pub mod domain;
 pub mod dynamo;
 pub mod error;
+pub mod execution;
 pub mod jobs;
 pub mod notify;
 pub mod observe;

@@ -17,6 +17,9 @@ pub enum AuditAction {
     ResourceCreated,
     ResourceUpdated,
     MetricsIngested,
+    /// One step of an execution or its rollback, with its AWS request id.
+    ExecutionStep,
+    PolicyCreated,
 }
 
 impl AuditAction {
@@ -31,6 +34,8 @@ impl AuditAction {
             AuditAction::ResourceCreated => "resource.created".into(),
             AuditAction::ResourceUpdated => "resource.updated".into(),
             AuditAction::MetricsIngested => "metrics.ingested".into(),
+            AuditAction::ExecutionStep => "execution.step".into(),
+            AuditAction::PolicyCreated => "policy.created".into(),
         }
     }
 }
