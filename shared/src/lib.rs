@@ -19,6 +19,7 @@ pub mod execution;
 pub mod jobs;
 pub mod notify;
 pub mod observe;
+pub mod policies;
 pub mod queue;
 pub mod store;
 pub mod tls;

@@ -19,7 +19,9 @@ pub enum AuditAction {
     MetricsIngested,
     /// One step of an execution or its rollback, with its AWS request id.
     ExecutionStep,
-    PolicyCreated,
+    PolicySaved,
+    /// What a dry-run policy would have approved.
+    PolicyDryRun,
 }
 
 impl AuditAction {
@@ -35,7 +37,8 @@ impl AuditAction {
             AuditAction::ResourceUpdated => "resource.updated".into(),
             AuditAction::MetricsIngested => "metrics.ingested".into(),
             AuditAction::ExecutionStep => "execution.step".into(),
-            AuditAction::PolicyCreated => "policy.created".into(),
+            AuditAction::PolicySaved => "policy.saved".into(),
+            AuditAction::PolicyDryRun => "policy.dry_run".into(),
         }
     }
 }
