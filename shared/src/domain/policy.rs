@@ -87,9 +87,23 @@ impl Policy {
             return bad("match.maxRisk is 0 to 4");
         }
         for v in [m.min_savings_usd, m.max_savings_usd].into_iter().flatten() {
-            if !v.is_finite() || v.abs() >= 1e9 {
-                return bad("savings bounds are finite amounts under 1e9 USD");
+            if let Err(e) = super::number::storable(v) {
+                return Err(PolicyError(format!("a savings bound {e}")));
             }
+            if v.abs() >= 1e9 {
+                return bad("savings bounds are amounts under 1e9 USD");
+            }
+        }
+        let text_ok = |s: &String, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+        let tags_ok = |t: &BTreeMap<String, String>| {
+            t.iter()
+                .all(|(k, v)| text_ok(k, 128) && v.chars().count() <= 256)
+        };
+        if !tags_ok(&m.tags) || !tags_ok(&m.exclude_tags) {
+            return bad("tag keys are 1 to 128 characters and values at most 256");
+        }
+        if !m.accounts.iter().all(|a| text_ok(a, 64)) {
+            return bad("accounts are 1 to 64 characters each");
         }
         if let (Some(lo), Some(hi)) = (m.min_savings_usd, m.max_savings_usd) {
             if lo > hi {
