@@ -20,7 +20,7 @@ pub enum PolicyOutcome {
     },
     Approved {
         policy_id: String,
-        request: ApprovalRequest,
+        request: Box<ApprovalRequest>,
     },
 }
 
@@ -76,6 +76,6 @@ pub async fn apply(
     let (request, _) = approvals::decide(approvals, &request.id, input, now).await?;
     Ok(PolicyOutcome::Approved {
         policy_id: policy.id.clone(),
-        request,
+        request: Box::new(request),
     })
 }
