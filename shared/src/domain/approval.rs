@@ -198,6 +198,11 @@ pub struct ApprovalRequest {
     /// makes a `failed` request one that can be rolled back.
     #[serde(default)]
     pub changed_resource: bool,
+    /// The resource's type, size, state and memory when the recommendation
+    /// was made: what the execution's drift check compares the live state
+    /// with. Taken at creation, like the recommendation; never changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_snapshot: Option<super::execution::StateSnapshot>,
 }
 
 /// One recorded decision: who moved a request from one status to another, when and why.
@@ -241,7 +246,14 @@ impl ApprovalRequest {
             expires_at: now + ttl,
             scheduled_for: None,
             changed_resource: false,
+            resource_snapshot: None,
         }
+    }
+
+    /// Records the state the recommendation was made on (discovery knows it).
+    pub fn with_resource_snapshot(mut self, snapshot: super::execution::StateSnapshot) -> Self {
+        self.resource_snapshot = Some(snapshot);
+        self
     }
 
     /// Whether the request's time to be decided is over at `now`.

@@ -207,6 +207,7 @@ pub async fn preview(
     now: DateTime<Utc>,
 ) -> Result<Preview> {
     let target = target_of(req, account);
+    let expected = expected.or(req.resource_snapshot.as_ref());
     let pre = deps.actuator.read_state(&target).await?;
     let (checks, verdict) = checks(req, pre.as_ref(), expected, settings, now);
     let mut dry_runs = Vec::new();
@@ -383,8 +384,8 @@ async fn transition(
 /// Executes request `id` (approved, scheduled, or executing after a crash).
 ///
 /// `expected` is the state the recommendation was made on (type, size,
-/// state, memory); without it the drift check has nothing to compare and
-/// passes. Of racing callers, one moves the request to `executing`; the
+/// state, memory), by default the request's `resource_snapshot`; without
+/// either the drift check has nothing to compare and passes. Of racing callers, one moves the request to `executing`; the
 /// others get `Conflict`. A redelivery of an execution in progress resumes it.
 pub async fn execute(
     deps: &Deps<'_>,
@@ -402,6 +403,7 @@ pub async fn execute(
         .ok_or_else(|| Error::not_found("approval request", id))?;
     let target = target_of(&req, account);
     let acct = account_key(&target);
+    let expected = expected.or(req.resource_snapshot.as_ref());
     let mut req = match req.status {
         ApprovalStatus::Approved | ApprovalStatus::Scheduled => {
             let pre = deps.actuator.read_state(&target).await?;

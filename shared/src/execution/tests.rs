@@ -647,3 +647,27 @@ async fn preview_changes_nothing_and_names_every_check() {
     assert_eq!(w.ec2.total_calls(), 0);
     assert_eq!(w.status(&id), ApprovalStatus::Approved);
 }
+
+#[tokio::test]
+async fn the_requests_own_snapshot_is_what_drift_is_judged_against() {
+    let w = World::new("m5.xlarge");
+    let id = approved(&w.approvals, Action::Stop, None).await;
+    {
+        let mut m = w.approvals.requests.lock().unwrap();
+        let req = m.get_mut(&id).unwrap();
+        req.resource_snapshot = Some([(Field::Type, "m5.large".to_string())].into());
+    }
+    let req = w.approvals.requests.lock().unwrap()[&id].clone();
+    let p = preview(&w.deps(), &req, None, None, &Settings::default(), now())
+        .await
+        .unwrap();
+    assert!(!p.checks.iter().find(|c| c.name == "drift").unwrap().passed);
+    let out = run(&w, &id, None, &Settings::default(), now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, Outcome::Refused(Refusal::Drifted { .. })),
+        "{out:?}"
+    );
+    assert_eq!(w.ec2.total_calls(), 0);
+}
