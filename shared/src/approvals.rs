@@ -115,3 +115,44 @@ pub async fn decide(
     store.record(&current, &next, &decision, &audit).await?;
     Ok((next, decision))
 }
+
+/// Records a transition computed by the caller (the execution use case)
+/// with its audit entry, as [`decide`] does; `pre` and `post` add the
+/// resource's state before and after to the entry.
+pub async fn record_transition(
+    store: &dyn ApprovalStore,
+    current: &ApprovalRequest,
+    (next, decision): (ApprovalRequest, Decision),
+    pre: Option<serde_json::Value>,
+    post: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> Result<(ApprovalRequest, Decision)> {
+    let with = |base: serde_json::Value, extra: Option<serde_json::Value>| match (base, extra) {
+        (serde_json::Value::Object(mut m), Some(x)) => {
+            m.insert("resource".into(), x);
+            serde_json::Value::Object(m)
+        }
+        (b, _) => b,
+    };
+    let audit = AuditEntry {
+        id: audit_id(&format!("{}|{}", current.id, current.status.as_str())),
+        entity_type: ENTITY.into(),
+        entity_id: current.id.clone(),
+        action: AuditAction::Approval(decision.event).name(),
+        actor: decision.actor.clone(),
+        at: now,
+        outcome: Some(next.status.as_str().into()),
+        reason: decision.reason.clone(),
+        pre_state: Some(with(
+            json!({ "status": current.status, "version": current.version }),
+            pre,
+        )),
+        post_state: Some(with(
+            json!({ "status": next.status, "version": next.version }),
+            post,
+        )),
+        correlation_id: Some(current.id.clone()),
+    };
+    store.record(current, &next, &decision, &audit).await?;
+    Ok((next, decision))
+}

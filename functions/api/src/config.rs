@@ -18,6 +18,7 @@ pub struct Config {
     pub recommendations_table: String,
     pub connections_table: String,
     pub cost_cache_table: String,
+    pub policies_table: String,
     pub jobs_queue_url: String,
     /// HMAC key of listing tokens; the same on every instance.
     pub page_token_secret: Secret,
@@ -45,6 +46,7 @@ impl Config {
             recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
             connections_table: env.require("CONNECTIONS_TABLE")?,
             cost_cache_table: env.require("COST_CACHE_TABLE")?,
+            policies_table: env.require("POLICIES_TABLE")?,
             jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
             page_token_secret: env.require_secret("PAGE_TOKEN_SECRET", 16)?,
             auth: AuthConfig::from_env(env)?,

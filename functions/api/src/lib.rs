@@ -141,6 +141,8 @@ async fn dispatch(
         Costs => costs::report(&ctx, query(r)?).await,
         CostForecast => costs::forecast(&ctx, query(r)?).await,
         GetJob => jobs::get(&ctx, &p.next()?, query(r)?).await,
+        ListPolicies => policies::list(&ctx, query(r)?).await,
+        PutPolicy => policies::put(&ctx, query(r)?, body(r)?).await,
     }
 }
 

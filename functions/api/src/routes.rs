@@ -29,6 +29,8 @@ pub enum Op {
     Costs,
     CostForecast,
     GetJob,
+    ListPolicies,
+    PutPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,8 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/costs", Op::Costs, V),
     r("GET", "/costs/forecast", Op::CostForecast, V),
     r("GET", "/jobs/{id}", Op::GetJob, V),
+    r("GET", "/policies", Op::ListPolicies, AD),
+    r("POST", "/policies", Op::PutPolicy, AD),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -20,4 +20,5 @@ Modules (each explains in its header why its patch exists):
 * ``dynamodb_transactions``  TransactWriteItems without deep-copying whole tables
 * ``dynamodb_query``       Query on the table key reads one partition; on a GSI/LSI an index
 * ``dynamodb_render``      Query/Scan answers rendered with json.dumps (moto's exact bytes)
+* ``elasticache``          ModifyCacheCluster (moto answers it with an HTML 500)
 """

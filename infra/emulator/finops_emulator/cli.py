@@ -19,7 +19,8 @@ import urllib.error
 import urllib.request
 
 from . import (
-    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, query_parser, seed, sqs,
+    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, elasticache, query_parser, seed,
+    sqs,
 )
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_transactions.install_dynamodb_transaction_patch()
         dynamodb_query.install_dynamodb_query_patch()
         dynamodb_render.install_dynamodb_render_patch()
+        elasticache.install_elasticache_patch()
         seed._PATCHED = True
 
     # Belongs to SerializedServices (its SQS lock), so installed in every mode.

@@ -17,6 +17,11 @@ pub enum AuditAction {
     ResourceCreated,
     ResourceUpdated,
     MetricsIngested,
+    /// One step of an execution or its rollback, with its AWS request id.
+    ExecutionStep,
+    PolicySaved,
+    /// What a dry-run policy would have approved.
+    PolicyDryRun,
 }
 
 impl AuditAction {
@@ -31,6 +36,9 @@ impl AuditAction {
             AuditAction::ResourceCreated => "resource.created".into(),
             AuditAction::ResourceUpdated => "resource.updated".into(),
             AuditAction::MetricsIngested => "metrics.ingested".into(),
+            AuditAction::ExecutionStep => "execution.step".into(),
+            AuditAction::PolicySaved => "policy.saved".into(),
+            AuditAction::PolicyDryRun => "policy.dry_run".into(),
         }
     }
 }

@@ -224,11 +224,25 @@ impl ApprovalStore for DynamoApprovals {
                 next.status,
                 ApprovalStatus::Approved | ApprovalStatus::Rejected
             );
+        // The execution fields travel with the status: `scheduledFor` lives
+        // only while scheduled, `changedResource` once a step changed it.
+        let mut expression = String::from(
+            "SET #status = :to, #version = :next, updatedAt = :now, changedResource = :changed",
+        );
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(request_pk(&current.id)))
-            .key("sk", s("META"))
-            .update_expression("SET #status = :to, #version = :next, updatedAt = :now")
+            .key("sk", s("META"));
+        match next.scheduled_for {
+            Some(at) => {
+                expression.push_str(", scheduledFor = :scheduledFor");
+                update = update.expression_attribute_values(":scheduledFor", to_av(&at)?);
+            }
+            None => expression.push_str(" REMOVE scheduledFor"),
+        }
+        let mut update = update
+            .update_expression(expression)
+            .expression_attribute_values(":changed", AttributeValue::Bool(next.changed_resource))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":to", to_av(&next.status)?)

@@ -12,9 +12,11 @@ mod connection_stats;
 mod connections;
 mod cost_cache;
 mod cycles;
+mod executions;
 mod inventory;
 mod jobs;
 mod metrics;
+mod policies;
 mod recommendations;
 mod thresholds;
 
@@ -24,9 +26,11 @@ pub use connection_stats::{ConnectionStats, ConnectionStatsSource, DynamoConnect
 pub use connections::{DynamoConnections, MAX_SUBSCRIPTIONS};
 pub use cost_cache::DynamoCostCache;
 pub use cycles::DynamoCycles;
+pub use executions::DynamoExecutions;
 pub use inventory::DynamoInventory;
 pub use jobs::DynamoJobs;
 pub use metrics::DynamoMetrics;
+pub use policies::DynamoPolicies;
 pub use recommendations::DynamoRecommendations;
 pub use thresholds::DynamoThresholds;
 

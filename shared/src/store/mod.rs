@@ -274,3 +274,13 @@ pub trait InventoryStore: Send + Sync {
         token: Option<&str>,
     ) -> Result<Page<Resource>>;
 }
+
+/// Auto-approval policies, one item per policy, each change a new version.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Stores `policy` (its `version` already bumped): a new one when its
+    /// version is 1, else only over version `version - 1`; `Conflict` otherwise.
+    async fn put(&self, policy: &Policy) -> Result<()>;
+    /// Every policy, ordered by id.
+    async fn all(&self) -> Result<Vec<Policy>>;
+}

@@ -30,7 +30,8 @@ fn status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ApprovalStatus>, D::
     };
     ApprovalStatus::parse(&s).map(Some).ok_or_else(|| {
         D::Error::custom(format!(
-            "status must be one of pending, approved, rejected, expired, cancelled, executed, failed; got '{s}'"
+            "status must be one of {}; got '{s}'",
+            ApprovalStatus::names()
         ))
     })
 }

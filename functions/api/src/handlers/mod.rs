@@ -9,6 +9,7 @@ pub mod costs;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod policies;
 pub mod recommendations;
 pub mod resources;
 pub mod scheduler;

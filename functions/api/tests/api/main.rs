@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod inputs;
 mod metrics;
+mod policies;
 mod recommendations;
 mod resources;
 mod routing;
