@@ -188,7 +188,7 @@ mod tests {
                 .find(|x| x.metric == names::INVOCATIONS)
                 .unwrap()
                 .lookback_days,
-            30
+            31
         );
         assert!(lambda
             .iter()

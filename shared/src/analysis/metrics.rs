@@ -499,8 +499,11 @@ pub fn required_queries(set: &ThresholdSet, service: Service) -> Vec<MetricQuery
     let mut wanted: Vec<(String, String, u32)> = Vec::new();
     let mut longest = 14u32;
     for rule in set.rules.iter().filter(|r| r.service == service) {
+        // Rules read whole UTC days ending at today's midnight; the
+        // collection window ends at the last full hour, so one day more
+        // covers the first of them whatever the hour.
         let days = match rule.aggregation {
-            Aggregation::Window => rule.lookback_days,
+            Aggregation::Window => rule.lookback_days + 1,
             Aggregation::Daily => {
                 rule.of_last_days
                     .unwrap_or(rule.lookback_days)

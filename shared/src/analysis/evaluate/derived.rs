@@ -101,8 +101,9 @@ impl Ctx<'_> {
         // A constant provisioned level: evaluate on the consumed series' grid.
         let step = cview.period.max(60);
         let end = self.now_s.div_euclid(step) * step;
-        let start =
-            self.effective_from(Span::back_from(end, i64::from(horizon_days) * DAY_SECONDS));
+        // From the first midnight of the horizon: rules read whole UTC days.
+        let first = self.today() - i64::from(horizon_days) * DAY_SECONDS;
+        let start = self.effective_from(Span::new(first, end));
         let start = start.div_euclid(step) * step;
         let mut t = start;
         while t < end {

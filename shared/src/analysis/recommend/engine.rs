@@ -232,6 +232,9 @@ impl<'s> Engine<'s> {
             else {
                 continue;
             };
+            if super::guard::busy(ctx, rule).is_some() {
+                continue;
+            }
             let (options, current) = options(ctx, self.prices, rule, v);
             if options.is_empty() {
                 continue;

@@ -47,6 +47,7 @@
 mod dependencies;
 mod engine;
 mod facts;
+mod guard;
 mod options;
 mod rank;
 #[cfg(test)]
@@ -55,6 +56,7 @@ mod text;
 
 pub use dependencies::{order_actions, DependencyIndex};
 pub use engine::Engine;
+pub use guard::BUSY_CPU_PERCENT;
 pub use rank::{confidence, projection_risk, round2};
 pub use text::format_value;
 

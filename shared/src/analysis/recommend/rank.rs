@@ -19,9 +19,14 @@ pub(super) struct Candidate<'v> {
     pub trend_note: Option<String>,
 }
 
+/// Reliability findings first (cutting cost on a failing or starved resource
+/// is unsafe), then idle: a resource doing nothing is removed, not resized,
+/// whatever the prices say (a missing price must not let a rightsizing
+/// outrank it on confidence alone).
 fn class(f: FindingKind) -> u8 {
     match f {
-        FindingKind::Erroring | FindingKind::UnderProvisioned => 1,
+        FindingKind::Erroring | FindingKind::UnderProvisioned => 2,
+        FindingKind::Idle => 1,
         _ => 0,
     }
 }
