@@ -27,10 +27,11 @@ pub use metrics::{
     auxiliary_metrics, metric_def, preferred_period_statistics, required_queries, unit_of, Derived,
     MetricDef, MetricKind, MetricQuery, Unit, METRICS,
 };
-pub use pricing::{split_type, PriceCatalog, TypeSpec, HOURS_PER_MONTH};
+pub use pricing::{split_type, Platform, PriceCatalog, TypeSpec, Variant, HOURS_PER_MONTH};
 pub use recommend::{
     analyze, confidence, format_value, order_actions, projection_risk, recommend, round2, Analysis,
-    DependencyIndex, Engine, MetricTrend, MAX_ALTERNATIVES, PROJECTION_PERCENTILE, TREND_PENALTY,
+    DependencyIndex, Engine, MetricTrend, BUSY_CPU_PERCENT, MAX_ALTERNATIVES,
+    PROJECTION_PERCENTILE, TREND_PENALTY,
 };
 pub use score::{
     score_from_utilization, utilization_score, DEFAULT_HEADROOM, DEFAULT_TARGET, SCORE_DAYS,

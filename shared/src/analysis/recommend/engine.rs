@@ -279,6 +279,14 @@ impl<'s> Engine<'s> {
                 }
                 let mut description = o.text.clone();
                 match &o.savings {
+                    Ok(s) if cap(*s, c.current) < 0.0 => {
+                        let _ = write!(
+                            description,
+                            " (costs {}/month more; {})",
+                            money(-cap(*s, c.current)),
+                            c.verdict.rule_id
+                        );
+                    }
                     Ok(s) => {
                         let _ = write!(
                             description,
@@ -311,7 +319,7 @@ impl<'s> Engine<'s> {
             .ok()
             .map(|s| round2(cap(*s, best.current)));
         let savings_percent = match (savings, best.current) {
-            (Some(s), Some(c)) if c > 0.0 => Some(round2((100.0 * s / c).clamp(0.0, 100.0))),
+            (Some(s), Some(c)) if c > 0.0 => Some(round2((100.0 * s / c).min(100.0))),
             _ => None,
         };
         let reason = reason_text(

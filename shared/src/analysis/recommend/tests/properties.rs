@@ -182,15 +182,19 @@ proptest! {
             prop_assert!(!rec.reason.trim().is_empty());
             prop_assert!((0.0..=1.0).contains(&rec.confidence));
             prop_assert!(rec.risk <= 4);
-            prop_assert!(rec.monthly_savings_usd.is_none_or(|s| s.is_finite() && s >= 0.0));
-            if rec.monthly_savings_usd.is_none() {
-                prop_assert!(rec.reason.contains("no price known"), "{}", rec.reason);
+            let costs_more = |a: Action| matches!(a, Action::ScaleUp | Action::IncreaseMemory);
+            prop_assert!(rec.monthly_savings_usd.is_none_or(|s| s.is_finite() && (s >= 0.0 || costs_more(rec.action))));
+            if rec.monthly_savings_usd.is_some_and(|s| s < 0.0) {
+                prop_assert!(rec.reason.contains("/month more"), "{}", rec.reason);
             }
-            prop_assert!(rec.savings_percent.is_none_or(|p| (0.0..=100.0).contains(&p)));
+            if rec.monthly_savings_usd.is_none() {
+                prop_assert!(rec.reason.contains("no price known") || rec.reason.contains("no cheaper type"), "{}", rec.reason);
+            }
+            prop_assert!(rec.savings_percent.is_none_or(|p| p <= 100.0));
             prop_assert_eq!(&rec.id, &Recommendation::stable_id(id, rec.action));
             for alt in &rec.alternatives {
                 prop_assert!(alt.risk <= 4);
-                prop_assert!(alt.monthly_savings_usd.is_none_or(|s| s.is_finite() && s >= 0.0));
+                prop_assert!(alt.monthly_savings_usd.is_none_or(|s| s.is_finite() && (s >= 0.0 || costs_more(alt.action))));
                 prop_assert!(!alt.description.is_empty());
             }
         }
