@@ -71,11 +71,17 @@ impl<'s> Engine<'s> {
                         }
                     }
                 }
-                if svc == Service::DynamoDb {
-                    for d in [
+                let always: &[Derived] = match svc {
+                    Service::DynamoDb => &[
                         Derived::ReadCapacityUtilization,
                         Derived::WriteCapacityUtilization,
-                    ] {
+                    ],
+                    // The EBS options size IOPS from the observed peak.
+                    Service::Ebs => &[Derived::VolumeIops],
+                    _ => &[],
+                };
+                {
+                    for &d in always {
                         if !derived.contains(&d) {
                             derived.push(d);
                         }

@@ -171,8 +171,18 @@ proptest! {
             })
             .collect();
         let a = analyze(&r, &series, &set, now());
-        let actionable = a.verdicts.iter().any(|v| v.is_flagged() && v.finding.is_actionable());
-        prop_assert_eq!(actionable, a.recommendation.is_some());
+        let flagged: Vec<_> = a.verdicts.iter().filter(|v| v.is_flagged() && v.finding.is_actionable()).collect();
+        prop_assert!(a.recommendation.is_none() || !flagged.is_empty());
+        // A flagged rule yields a recommendation unless it is a removal the
+        // CPU guard refused or a volume rule for another volume type.
+        let excused = |v: &&crate::analysis::evaluate::Verdict| {
+            (svc == Service::Ebs && v.rule_id != "ebs-idle" && v.rule_id != "ebs-unattached")
+                || matches!(v.action, Action::Stop | Action::Terminate | Action::DeleteUnused)
+                    && !v.conditions.iter().any(|c| c.metric == names::CPU_UTILIZATION)
+        };
+        if a.recommendation.is_none() {
+            prop_assert!(flagged.iter().all(excused), "{:?}", flagged);
+        }
         if a.verdicts.iter().all(|v| v.outcome == Outcome::InsufficientData) {
             prop_assert!(a.recommendation.is_none());
             prop_assert_eq!(a.finding, FindingKind::InsufficientData);
