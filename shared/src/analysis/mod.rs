@@ -16,6 +16,7 @@ mod pricing;
 mod recommend;
 mod score;
 mod stats;
+mod tags;
 mod trend;
 
 pub use defaults::{default_thresholds, validate_set, MAX_LOOKBACK_DAYS};
@@ -41,6 +42,7 @@ pub use stats::{
     daily, day_start, percentile, statistic, statistic_of_points, window, BatchSummary, DayValue,
     Percentile, Statistic, Summary, UnknownStatistic, DAY_SECONDS,
 };
+pub use tags::{TagPolicy, DEFAULT_EXCLUDE_TAG_KEY};
 pub use trend::{
     daily_trend, mann_kendall, mann_kendall_with, Trend, TrendDirection, TrendScratch, TREND_ALPHA,
     TREND_MIN_POINTS, TREND_MIN_RELATIVE_CHANGE,

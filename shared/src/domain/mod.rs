@@ -22,7 +22,9 @@ pub use cost_query::{CostQuery, Dimension, Granularity, GroupBy};
 pub use cycle::{CycleRun, Lease, RunStatus, Stage, StageOutcome, Trigger};
 pub use job::{CycleParams, Job, JobKind, JobMessage, JobSource, JobStatus, Progress, ShardRef};
 pub use metric::{MetricPoint, MetricSample, MetricSeries};
-pub use recommendation::{Action, Alternative, FindingKind, Recommendation};
+pub use recommendation::{
+    Action, Alternative, DependencyDetail, DependencyDirection, FindingKind, Recommendation,
+};
 pub use resource::{Relation, Resource};
 pub use service::Service;
 pub use threshold::{Aggregation, Condition, Operator, ThresholdRule, ThresholdSet};

@@ -10,6 +10,7 @@ use crate::analysis::metrics::Derived;
 use crate::analysis::pricing::PriceCatalog;
 use crate::analysis::score::{utilization_limit, utilization_score, SCORE_DAYS, SCORE_PERCENTILE};
 use crate::analysis::stats::Statistic;
+use crate::analysis::tags::TagPolicy;
 use crate::analysis::trend::{mann_kendall_with, TrendDirection, TrendScratch};
 use crate::domain::metric::names;
 use crate::domain::{
@@ -31,6 +32,7 @@ struct ServicePlan {
 pub struct Engine<'s> {
     set: &'s ThresholdSet,
     prices: &'s PriceCatalog,
+    policy: TagPolicy,
     rules: Vec<CompiledRule<'s>>,
     plans: Vec<ServicePlan>,
     buffers: Buffers,
@@ -48,6 +50,11 @@ impl<'s> Engine<'s> {
     }
 
     pub fn with_prices(set: &'s ThresholdSet, prices: &'s PriceCatalog) -> Self {
+        Self::with_policy(set, prices, TagPolicy::default())
+    }
+
+    /// With the deployment's exclusion and owner tag keys.
+    pub fn with_policy(set: &'s ThresholdSet, prices: &'s PriceCatalog, policy: TagPolicy) -> Self {
         let rules: Vec<CompiledRule<'s>> = set.rules.iter().map(CompiledRule::compile).collect();
         let plans = Service::ALL
             .iter()
@@ -101,6 +108,7 @@ impl<'s> Engine<'s> {
         Engine {
             set,
             prices,
+            policy,
             rules,
             plans,
             buffers: Buffers::default(),
@@ -129,6 +137,19 @@ impl<'s> Engine<'s> {
         series: &[MetricSeries],
         now: DateTime<Utc>,
     ) -> Analysis {
+        if self.policy.excluded(resource) {
+            // Never recommended, so never evaluated.
+            return Analysis {
+                resource_id: resource.id.clone(),
+                service: resource.service,
+                finding: FindingKind::Optimized,
+                verdicts: Vec::new(),
+                utilization_score: None,
+                trends: Vec::new(),
+                recommendation: None,
+                excluded: true,
+            };
+        }
         let svc = service_index(resource.service);
         let plan = &self.plans[svc];
         let buffers = std::mem::take(&mut self.buffers);
@@ -167,6 +188,7 @@ impl<'s> Engine<'s> {
             utilization_score,
             trends,
             recommendation,
+            excluded: false,
         }
     }
 
@@ -350,7 +372,7 @@ impl<'s> Engine<'s> {
             service: resource.service,
             region: resource.region.clone(),
             account_id: resource.account_id.clone(),
-            owner: resource.owner(&crate::domain::resource::DEFAULT_OWNER_TAG_KEYS),
+            owner: self.policy.owner(resource),
             tags: resource.tags.clone(),
             current_monthly_cost_usd: best.current.map(round2),
             finding: best.verdict.finding,
@@ -363,6 +385,7 @@ impl<'s> Engine<'s> {
             reason,
             alternatives,
             dependencies: deps,
+            dependency_details: Vec::new(),
             utilization_score: score,
             threshold_version: self.set.version,
             created_at: ctx.now,

@@ -94,6 +94,8 @@ pub struct Analysis {
     pub utilization_score: Option<u8>,
     pub trends: Vec<MetricTrend>,
     pub recommendation: Option<Recommendation>,
+    /// Tagged to be left alone (`finops:exclude=true`): not evaluated.
+    pub excluded: bool,
 }
 
 /// Analyses `resource` against `set` and returns at most one recommendation
