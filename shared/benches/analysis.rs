@@ -279,6 +279,7 @@ fn related_estate(n: usize) -> (Vec<Resource>, Vec<Recommendation>) {
             reason: String::new(),
             alternatives: vec![],
             dependencies: vec![],
+            dependency_details: Vec::new(),
             utilization_score: None,
             threshold_version: 0,
             created_at: now,

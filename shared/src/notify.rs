@@ -65,6 +65,18 @@ impl Event {
             Event::OperatorAlert { .. } => vec![Topic::Approvals, Topic::Jobs],
         }
     }
+
+    /// The owner of the resource an event is about (from its owner tag), for
+    /// routing Slack and webhook notices; `None` for job and operator events.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Event::ApprovalRequestCreated { request }
+            | Event::ApprovalDecisionMade { request, .. } => {
+                request.recommendation.owner.as_deref()
+            }
+            _ => None,
+        }
+    }
 }
 
 #[async_trait]

@@ -50,6 +50,7 @@ fn recommendation(resource: &str, action: Action) -> Recommendation {
             description: "no price known for t3.micro".into(),
         }],
         dependencies: vec!["db-1".into()],
+        dependency_details: Vec::new(),
         utilization_score: Some(7),
         threshold_version: 3,
         created_at: t("2026-11-23T10:00:00.123Z"),

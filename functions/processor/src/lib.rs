@@ -70,6 +70,8 @@ impl Config {
                 10_000,
             )?,
             max_receives: env.positive("MAX_RECEIVES", d.max_receives, 1_000)?,
+            tags: shared::analysis::TagPolicy::from_env(env)?,
+            open_concurrency: env.positive("OPEN_CONCURRENCY", d.open_concurrency, 100)?,
         };
         Ok(Config {
             jobs_table: env.require("JOBS_TABLE")?,

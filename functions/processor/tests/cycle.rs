@@ -656,3 +656,48 @@ async fn a_failed_job_tells_its_subscribers_a_category_not_the_aws_error() {
         }
     }
 }
+
+/// The final stage opens its requests several at once, each in its own
+/// transaction: every recommendation gets exactly one request with one audit
+/// entry, a second cycle opens none again (the open-lock), and a resource
+/// tagged `finops:exclude=true` is never recommended.
+#[tokio::test]
+async fn requests_open_concurrently_once_each_and_an_excluded_resource_gets_none() {
+    let h = harness().await;
+    h.seed_ec2(12, 2).await;
+    let rec = Recorder::default();
+    let p = h.processor(&[("OPEN_CONCURRENCY", "8")], rec.clone()).await;
+    assert_eq!(p.config.cycle.open_concurrency, 8);
+    let mut excluded = Resource::new(Service::Ec2, "i-0000", "us-east-1");
+    excluded.resource_type = Some("m5.large".into());
+    excluded.tags.insert("finops:exclude".into(), "true".into());
+    p.inventory.upsert(&[excluded]).await.unwrap();
+
+    h.submit_cycle(&p, "job-par-1").await;
+    h.drain(&p, 10, 5).await;
+    let requests = all_requests(&p).await;
+    assert_eq!(requests.len(), 11, "12 idle instances, one excluded");
+    assert!(requests
+        .iter()
+        .all(|r| r.recommendation.resource_id != "i-0000"));
+    let mut ids: Vec<_> = requests
+        .iter()
+        .map(|r| r.recommendation.resource_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 11);
+    assert_eq!(audit_count(&p, "approval.requested").await, 11);
+    assert_eq!(
+        rec.count(|e| matches!(e, Event::ApprovalRequestCreated { .. })),
+        11
+    );
+
+    h.submit_cycle(&p, "job-par-2").await;
+    h.drain(&p, 10, 5).await;
+    let done = p.jobs.get("job-par-2", now()).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.result.unwrap()["approvalRequestsCreated"], 0);
+    assert_eq!(all_requests(&p).await.len(), 11);
+    assert_eq!(audit_count(&p, "approval.requested").await, 11);
+}

@@ -11,7 +11,8 @@
 //! `ecs-low-utilization`, `ecs-under-provisioned-cpu`,
 //! `ecs-under-provisioned-memory`, `s3-unread`, `s3-infrequent-access`,
 //! `s3-irregular-access`, `dynamodb-over-provisioned-read`,
-//! `dynamodb-over-provisioned-write`, `dynamodb-low-utilization`, `ebs-idle`.
+//! `dynamodb-over-provisioned-write`, `dynamodb-low-utilization`, `ebs-idle`,
+//! `ebs-unattached`, `ebs-gp2-to-gp3`, `ebs-iops-over-provisioned`.
 //!
 //! Trusted Advisor's "network I/O <= 5 MB" is the derived metric
 //! `NetworkBytes` (NetworkIn + NetworkOut summed per day) with `between 0 and
@@ -188,7 +189,7 @@ mod tests {
                 .find(|x| x.metric == names::INVOCATIONS)
                 .unwrap()
                 .lookback_days,
-            30
+            31
         );
         assert!(lambda
             .iter()

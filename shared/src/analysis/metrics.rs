@@ -298,6 +298,26 @@ pub const METRICS: &[MetricDef] = &[
         HOUR,
         false
     ),
+    // Published only while the volume is attached: an unattached volume has
+    // no series at all, which is why its rule reads the state instead.
+    def!(
+        Ebs,
+        namespaces::EBS,
+        names::VOLUME_READ_OPS,
+        Counter,
+        Count,
+        HOUR,
+        false
+    ),
+    def!(
+        Ebs,
+        namespaces::EBS,
+        names::VOLUME_WRITE_OPS,
+        Counter,
+        Count,
+        HOUR,
+        false
+    ),
 ];
 
 /// The definition of `metric` for `service`, if the engine knows it.
@@ -323,6 +343,16 @@ pub fn metric_def(service: Service, metric: &str) -> Option<&'static MetricDef> 
 ///   `Provisioned*CapacityUnits` series, or else from the resource's
 ///   `provisionedReadCapacityUnits` / `provisionedWriteCapacityUnits`
 ///   attribute. Missing consumed points count as zero (the metric is sparse).
+/// - `VolumeIOPS` (EBS) = (VolumeReadOps + VolumeWriteOps) in the period /
+///   period seconds, per point; any statistic.
+/// - `IopsUtilization` (EBS) = 100 x `VolumeIOPS` / the volume's provisioned
+///   `iops` attribute, per point; any statistic.
+/// - `Unattached` (EBS) = 1 for each hour of the horizon (from the volume's
+///   `createdAt` when younger) while its `state` is `available` and it has no
+///   `attachedTo`, except the hours it read or wrote (it was attached then);
+///   0 for every hour of an attached volume. `Minimum equals 1` over a window
+///   reads "unattached for the whole lookback"; a volume younger than the
+///   lookback lacks the coverage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Derived {
     NetworkBytes,
@@ -330,15 +360,21 @@ pub enum Derived {
     GetRequestsPerGb,
     ReadCapacityUtilization,
     WriteCapacityUtilization,
+    VolumeIops,
+    IopsUtilization,
+    Unattached,
 }
 
 impl Derived {
-    pub const ALL: [Derived; 5] = [
+    pub const ALL: [Derived; 8] = [
         Derived::NetworkBytes,
         Derived::ErrorRate,
         Derived::GetRequestsPerGb,
         Derived::ReadCapacityUtilization,
         Derived::WriteCapacityUtilization,
+        Derived::VolumeIops,
+        Derived::IopsUtilization,
+        Derived::Unattached,
     ];
 
     pub fn name(self) -> &'static str {
@@ -348,6 +384,9 @@ impl Derived {
             Derived::GetRequestsPerGb => names::GET_REQUESTS_PER_GB,
             Derived::ReadCapacityUtilization => names::READ_CAPACITY_UTILIZATION,
             Derived::WriteCapacityUtilization => names::WRITE_CAPACITY_UTILIZATION,
+            Derived::VolumeIops => names::VOLUME_IOPS,
+            Derived::IopsUtilization => names::IOPS_UTILIZATION,
+            Derived::Unattached => names::UNATTACHED,
         }
     }
 
@@ -359,6 +398,7 @@ impl Derived {
             Derived::ReadCapacityUtilization | Derived::WriteCapacityUtilization => {
                 Service::DynamoDb
             }
+            Derived::VolumeIops | Derived::IopsUtilization | Derived::Unattached => Service::Ebs,
         }
     }
 
@@ -385,6 +425,10 @@ impl Derived {
                 (names::CONSUMED_WRITE_CAPACITY_UNITS, "Sum"),
                 (names::PROVISIONED_WRITE_CAPACITY_UNITS, "Average"),
             ],
+            Derived::VolumeIops | Derived::IopsUtilization | Derived::Unattached => &[
+                (names::VOLUME_READ_OPS, "Sum"),
+                (names::VOLUME_WRITE_OPS, "Sum"),
+            ],
         }
     }
 
@@ -392,7 +436,11 @@ impl Derived {
     pub fn is_pointwise(self) -> bool {
         matches!(
             self,
-            Derived::ReadCapacityUtilization | Derived::WriteCapacityUtilization
+            Derived::ReadCapacityUtilization
+                | Derived::WriteCapacityUtilization
+                | Derived::VolumeIops
+                | Derived::IopsUtilization
+                | Derived::Unattached
         )
     }
 
@@ -408,7 +456,7 @@ impl Derived {
     pub fn unit(self) -> Unit {
         match self {
             Derived::NetworkBytes => Unit::Bytes,
-            Derived::GetRequestsPerGb => Unit::Count,
+            Derived::GetRequestsPerGb | Derived::VolumeIops | Derived::Unattached => Unit::Count,
             _ => Unit::Percent,
         }
     }
@@ -499,8 +547,11 @@ pub fn required_queries(set: &ThresholdSet, service: Service) -> Vec<MetricQuery
     let mut wanted: Vec<(String, String, u32)> = Vec::new();
     let mut longest = 14u32;
     for rule in set.rules.iter().filter(|r| r.service == service) {
+        // Rules read whole UTC days ending at today's midnight; the
+        // collection window ends at the last full hour, so one day more
+        // covers the first of them whatever the hour.
         let days = match rule.aggregation {
-            Aggregation::Window => rule.lookback_days,
+            Aggregation::Window => rule.lookback_days + 1,
             Aggregation::Daily => {
                 rule.of_last_days
                     .unwrap_or(rule.lookback_days)

@@ -16,6 +16,7 @@ mod pricing;
 mod recommend;
 mod score;
 mod stats;
+mod tags;
 mod trend;
 
 pub use defaults::{default_thresholds, validate_set, MAX_LOOKBACK_DAYS};
@@ -27,10 +28,11 @@ pub use metrics::{
     auxiliary_metrics, metric_def, preferred_period_statistics, required_queries, unit_of, Derived,
     MetricDef, MetricKind, MetricQuery, Unit, METRICS,
 };
-pub use pricing::{split_type, PriceCatalog, TypeSpec, HOURS_PER_MONTH};
+pub use pricing::{split_type, Platform, PriceCatalog, TypeSpec, Variant, HOURS_PER_MONTH};
 pub use recommend::{
     analyze, confidence, format_value, order_actions, projection_risk, recommend, round2, Analysis,
-    DependencyIndex, Engine, MetricTrend, MAX_ALTERNATIVES, PROJECTION_PERCENTILE, TREND_PENALTY,
+    DependencyIndex, Engine, MetricTrend, BUSY_CPU_PERCENT, MAX_ALTERNATIVES,
+    PROJECTION_PERCENTILE, TREND_PENALTY,
 };
 pub use score::{
     score_from_utilization, utilization_score, DEFAULT_HEADROOM, DEFAULT_TARGET, SCORE_DAYS,
@@ -40,6 +42,7 @@ pub use stats::{
     daily, day_start, percentile, statistic, statistic_of_points, window, BatchSummary, DayValue,
     Percentile, Statistic, Summary, UnknownStatistic, DAY_SECONDS,
 };
+pub use tags::{TagPolicy, DEFAULT_EXCLUDE_TAG_KEY};
 pub use trend::{
     daily_trend, mann_kendall, mann_kendall_with, Trend, TrendDirection, TrendScratch, TREND_ALPHA,
     TREND_MIN_POINTS, TREND_MIN_RELATIVE_CHANGE,

@@ -1,6 +1,9 @@
-//! The price catalogue shipped as `shared/data/prices.json`: on-demand list
-//! prices per region, instance specs, the size ladder of each family and the
-//! Graviton equivalent of x86 families. A month is 730 hours.
+//! The price catalogue shipped as `shared/data/prices.json` (its `source`
+//! names the public list it was transcribed from): on-demand list prices per
+//! region, instance specs, the size ladder of each family, the Graviton and
+//! burstable equivalents, the price variants that change an instance's rate
+//! (Windows, the RDS engine and Multi-AZ, the ElastiCache engine and node
+//! count), RDS storage and EBS volumes. A month is 730 hours.
 
 use super::stats::DAY_SECONDS;
 use crate::domain::Service;
@@ -87,6 +90,37 @@ pub struct FargatePrices {
     pub arm64: FargateArchPrice,
 }
 
+/// RDS storage, per GB-month (doubled by Multi-AZ), and provisioned IOPS.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RdsStoragePrices {
+    /// Storage type as RDS names it (`gp2`, `gp3`, `io1`, ...).
+    pub usd_per_gb_month: BTreeMap<String, f64>,
+    pub usd_per_iops_month: f64,
+}
+
+/// One tier of io2's provisioned-IOPS price: IOPS up to `up_to` (none: the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IopsTier {
+    pub up_to: Option<f64>,
+    pub usd: f64,
+}
+
+/// EBS volumes: storage per GB-month by volume type, gp3's IOPS above 3,000
+/// and throughput above 125 MiB/s, io1's and io2's provisioned IOPS.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EbsPrices {
+    pub usd_per_gb_month: BTreeMap<String, f64>,
+    pub gp3_usd_per_iops_month: f64,
+    pub gp3_usd_per_mibps_month: f64,
+    pub io1_usd_per_iops_month: f64,
+    pub io2_usd_per_iops_month: Vec<IopsTier>,
+    pub standard_usd_per_million_io: f64,
+    pub snapshot_usd_per_gb_month: f64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegionPrices {
@@ -104,17 +138,36 @@ pub struct RegionPrices {
     pub dynamodb: Option<DynamoPrices>,
     #[serde(default)]
     pub fargate: Option<FargatePrices>,
+    #[serde(default)]
+    pub rds_storage: Option<RdsStoragePrices>,
+    #[serde(default)]
+    pub ebs: Option<EbsPrices>,
 }
 
 /// The whole catalogue.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceCatalog {
+    /// The public list the figures come from, with its date.
+    #[serde(default)]
+    pub source: String,
     pub hours_per_month: f64,
     /// Size names from smallest to largest.
     pub size_order: Vec<String>,
     /// x86 family to its Graviton counterpart (`m5` -> `m6g`).
     pub graviton: BTreeMap<String, String>,
+    /// Family to the burstable family offered when no smaller size fits.
+    #[serde(default)]
+    pub burstable: BTreeMap<String, String>,
+    /// What Windows adds per vCPU-hour on non-burstable EC2 types.
+    #[serde(default)]
+    pub windows_usd_per_vcpu_hour: f64,
+    /// RDS engine to its price relative to MySQL Single-AZ.
+    #[serde(default)]
+    pub rds_engine_factor: BTreeMap<String, f64>,
+    /// ElastiCache engine to its node price relative to Redis OSS.
+    #[serde(default)]
+    pub elasticache_engine_factor: BTreeMap<String, f64>,
     pub regions: BTreeMap<String, RegionPrices>,
     /// Family ladders, smallest first, keyed by (service, family); built once
     /// at parse time.
@@ -237,6 +290,79 @@ impl PriceCatalog {
         self.type_spec_anywhere(service, &name).map(|_| name)
     }
 
+    /// The burstable type of the same size (`m5.large` -> `t3.large`), when
+    /// the catalogue knows it.
+    pub fn burstable_equivalent(&self, service: Service, type_name: &str) -> Option<String> {
+        let (family, size) = split_type(type_name)?;
+        let b = self.burstable.get(family)?;
+        let name = format!("{b}.{size}");
+        self.type_spec_anywhere(service, &name).map(|_| name)
+    }
+
+    /// The hourly rate of `type_name` in `region` for the resource's price
+    /// variant (platform, engine, Multi-AZ, nodes), or which price is missing
+    /// and why.
+    pub fn instance_rate(
+        &self,
+        service: Service,
+        region: &str,
+        type_name: &str,
+        variant: &Variant,
+    ) -> Result<f64, String> {
+        let Some(spec) = self.type_spec(service, region, type_name) else {
+            return Err(if self.region(region).is_none() {
+                format!("no price known for {service} {type_name} in {region}: the catalogue has no prices for that region")
+            } else if self.type_spec_anywhere(service, type_name).is_some() {
+                format!("no price known for {service} {type_name} in {region}")
+            } else {
+                format!(
+                    "no price known for {service} {type_name}: the type is not in the catalogue"
+                )
+            });
+        };
+        let rate = match service {
+            Service::Ec2 => match variant.platform() {
+                Platform::Linux => spec.usd_per_hour,
+                Platform::Windows if !type_name.starts_with('t') => {
+                    spec.usd_per_hour + self.windows_usd_per_vcpu_hour * spec.vcpu
+                }
+                Platform::Windows => {
+                    return Err(format!("no price known for ec2 {type_name} on Windows in {region}: burstable Windows rates are not in the catalogue"))
+                }
+                Platform::Other(p) => {
+                    return Err(format!("no price known for ec2 {type_name} on {p} in {region}: the catalogue holds Linux and Windows rates"))
+                }
+            },
+            Service::Rds => {
+                let engine = variant.engine.as_deref().unwrap_or("mysql");
+                let Some(f) = self.rds_engine_factor.get(&engine.to_ascii_lowercase()) else {
+                    return Err(format!("no price known for rds {type_name} with engine {engine} in {region}: the catalogue holds MySQL, MariaDB and PostgreSQL rates"));
+                };
+                spec.usd_per_hour * f * if variant.multi_az { 2.0 } else { 1.0 }
+            }
+            Service::ElastiCache => {
+                let engine = variant.engine.as_deref().unwrap_or("redis");
+                let Some(f) = self
+                    .elasticache_engine_factor
+                    .get(&engine.to_ascii_lowercase())
+                else {
+                    return Err(format!("no price known for elasticache {type_name} with engine {engine} in {region}"));
+                };
+                spec.usd_per_hour * f * variant.nodes.max(1.0)
+            }
+            _ => spec.usd_per_hour,
+        };
+        Ok(rate)
+    }
+
+    pub fn rds_storage(&self, region: &str) -> Option<&RdsStoragePrices> {
+        self.region(region)?.rds_storage.as_ref()
+    }
+
+    pub fn ebs(&self, region: &str) -> Option<&EbsPrices> {
+        self.region(region)?.ebs.as_ref()
+    }
+
     pub fn lambda(&self, region: &str) -> Option<&LambdaPrices> {
         self.region(region)?.lambda.as_ref()
     }
@@ -251,6 +377,65 @@ impl PriceCatalog {
 
     pub fn fargate(&self, region: &str) -> Option<&FargatePrices> {
         self.region(region)?.fargate.as_ref()
+    }
+}
+
+/// What, besides the type, changes an instance's rate: the EC2 platform,
+/// the RDS or ElastiCache engine, RDS Multi-AZ, ElastiCache's node count.
+/// Read from the discovered attributes `platform` (or `platformDetails`),
+/// `engine`, `multiAz`, `numCacheNodes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub platform: Option<String>,
+    pub engine: Option<String>,
+    pub multi_az: bool,
+    pub nodes: f64,
+}
+
+/// The platforms the catalogue tells apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Platform {
+    Linux,
+    Windows,
+    Other(String),
+}
+
+impl Variant {
+    pub fn of(r: &crate::domain::Resource) -> Variant {
+        let s = |k: &str| {
+            r.attributes
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let multi_az = ["multiAz", "multiAZ"].iter().any(|k| {
+            r.attributes
+                .get(*k)
+                .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+        });
+        let nodes = ["numCacheNodes", "nodes"]
+            .iter()
+            .find_map(|k| {
+                let v = r.attributes.get(*k)?;
+                v.as_f64().or_else(|| v.as_str()?.parse().ok())
+            })
+            .filter(|n: &f64| n.is_finite() && *n >= 1.0)
+            .unwrap_or(1.0);
+        Variant {
+            platform: s("platform").or_else(|| s("platformDetails")),
+            engine: s("engine"),
+            multi_az,
+            nodes,
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        match self.platform.as_deref().map(str::to_ascii_lowercase) {
+            None => Platform::Linux,
+            Some(p) if p.is_empty() || p.starts_with("linux") => Platform::Linux,
+            Some(p) if p.starts_with("windows") => Platform::Windows,
+            Some(_) => Platform::Other(self.platform.clone().unwrap_or_default()),
+        }
     }
 }
 
@@ -300,15 +485,92 @@ mod tests {
             }
         }
         assert_eq!(PriceCatalog::builtin(), &c);
+        assert!(c.source.starts_with("AWS public on-demand price list, "));
+        for r in REGIONS {
+            let p = c.region(r).unwrap_or_else(|| panic!("{r}"));
+            assert_eq!(p.ec2.len(), us.ec2.len(), "{r}");
+            assert_eq!(p.rds.len(), us.rds.len(), "{r}");
+            assert_eq!(p.elasticache.len(), us.elasticache.len(), "{r}");
+            assert!(
+                p.lambda.is_some() && p.s3.is_some() && p.dynamodb.is_some(),
+                "{r}"
+            );
+            assert!(
+                p.fargate.is_some() && p.ebs.is_some() && p.rds_storage.is_some(),
+                "{r}"
+            );
+        }
+    }
+
+    const REGIONS: [&str; 7] = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+        "eu-west-1",
+        "eu-central-1",
+        "ap-southeast-1",
+        "ap-northeast-1",
+    ];
+
+    #[test]
+    fn variants_change_the_rate_and_a_missing_one_says_why() {
+        let c = PriceCatalog::builtin();
+        let mut r = crate::domain::Resource::new(Service::Rds, "db", "eu-west-1");
+        let v = |r: &crate::domain::Resource| Variant::of(r);
+        let single = c
+            .instance_rate(Service::Rds, "eu-west-1", "db.m5.large", &v(&r))
+            .unwrap();
+        r.attributes.insert("multiAz".into(), true.into());
+        r.attributes.insert("engine".into(), "postgres".into());
+        let multi = c
+            .instance_rate(Service::Rds, "eu-west-1", "db.m5.large", &v(&r))
+            .unwrap();
+        assert!((multi - single * 2.0 * 1.04).abs() < 1e-9);
+        r.attributes.insert("engine".into(), "oracle-ee".into());
+        let e = c
+            .instance_rate(Service::Rds, "eu-west-1", "db.m5.large", &v(&r))
+            .unwrap_err();
+        assert!(e.contains("engine oracle-ee"), "{e}");
+        let mut i = crate::domain::Resource::new(Service::Ec2, "i", "us-east-1");
+        i.attributes.insert("platform".into(), "Windows".into());
+        let w = c
+            .instance_rate(Service::Ec2, "us-east-1", "m5.large", &v(&i))
+            .unwrap();
+        assert!((w - (0.096 + 2.0 * 0.046)).abs() < 1e-9);
+        assert!(c
+            .instance_rate(Service::Ec2, "us-east-1", "t3.large", &v(&i))
+            .is_err());
+        let e = c
+            .instance_rate(Service::Ec2, "sa-east-1", "m5.large", &v(&i))
+            .unwrap_err();
+        assert!(e.contains("no prices for that region"), "{e}");
+        let e = c
+            .instance_rate(Service::Ec2, "us-east-1", "x9.huge", &v(&i))
+            .unwrap_err();
+        assert!(e.contains("not in the catalogue"), "{e}");
+        let mut n = crate::domain::Resource::new(Service::ElastiCache, "c", "us-east-1");
+        n.attributes.insert("numCacheNodes".into(), 3.into());
+        n.attributes.insert("engine".into(), "valkey".into());
+        let three = c
+            .instance_rate(Service::ElastiCache, "us-east-1", "cache.m5.large", &v(&n))
+            .unwrap();
+        assert!((three - 0.156 * 3.0 * 0.8).abs() < 1e-9);
+        assert_eq!(
+            c.burstable_equivalent(Service::Ec2, "m5.large").as_deref(),
+            Some("t3.large")
+        );
     }
 
     #[test]
     fn prices_double_per_size_within_a_family() {
         let c = PriceCatalog::builtin();
-        for svc in [Service::Ec2, Service::Rds, Service::ElastiCache] {
-            for (name, spec) in c.table(svc, "us-east-1").unwrap() {
+        for (svc, region) in [Service::Ec2, Service::Rds, Service::ElastiCache]
+            .into_iter()
+            .flat_map(|s| REGIONS.map(|r| (s, r)))
+        {
+            for (name, spec) in c.table(svc, region).unwrap() {
                 if let Some(up) = c.larger_type(svc, name) {
-                    let up = c.type_spec(svc, "us-east-1", &up).unwrap();
+                    let up = c.type_spec(svc, region, &up).unwrap();
                     let ratio = up.usd_per_hour / spec.usd_per_hour;
                     assert!((1.9..=2.1).contains(&ratio), "{name}: {ratio}");
                 }
@@ -339,6 +601,6 @@ mod tests {
             Some("cache.r6g.large")
         );
         assert!(c.smaller_types(Service::Ec2, "x9.huge").is_empty());
-        assert_eq!(c.type_spec(Service::Ec2, "eu-west-1", "m5.large"), None);
+        assert_eq!(c.type_spec(Service::Ec2, "sa-east-1", "m5.large"), None);
     }
 }

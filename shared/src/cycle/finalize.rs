@@ -2,6 +2,7 @@
 //! requests, expiry of stale requests, the audit entry and completion.
 
 use super::*;
+use futures::StreamExt;
 
 /// The final stage, run once per cycle: dependencies, batching, approval
 /// requests, expiry of stale requests, the audit entry, completion.
@@ -50,38 +51,49 @@ pub(super) async fn finalize(
     let total: usize = batches.iter().map(Vec::len).sum();
     tracker.progress(Stage::Approvals, 0, total as u64).await?;
     let (mut created, mut failed, mut last_error) = (0u64, 0u64, None);
-    let mut savings = 0.0;
-    let mut count = 0u64;
+    let recs: Vec<Recommendation> = batches.into_iter().flatten().collect();
+    let count = recs.len() as u64;
+    let savings: f64 = recs.iter().filter_map(|r| r.monthly_savings_usd).sum();
     let dry_run = tracker.run.dry_run;
-    for rec in batches.into_iter().flatten() {
-        count += 1;
-        savings += rec.monthly_savings_usd.unwrap_or(0.0);
-        if dry_run {
-            continue;
-        }
-        match approvals::open(
-            ports.approvals,
-            rec,
-            "cycle",
-            Some(job_id.clone()),
-            cfg.approval_ttl,
-            now,
-        )
-        .await
-        {
-            Ok((request, CreateOutcome::Created)) => {
-                created += 1;
-                ports
-                    .notifier
-                    .publish(&Event::ApprovalRequestCreated { request })
-                    .await?;
+    if !dry_run {
+        // Each request is its own transaction (request, open-lock, audit
+        // entry), so they are independent: open a bounded number at once.
+        // A retry of the cycle finds the ones already open through the lock.
+        let opened = futures::stream::iter(recs.into_iter().map(|rec| {
+            let job_id = job_id.clone();
+            async move {
+                let result = approvals::open(
+                    ports.approvals,
+                    rec,
+                    "cycle",
+                    Some(job_id),
+                    cfg.approval_ttl,
+                    now,
+                )
+                .await;
+                if let Ok((request, CreateOutcome::Created)) = &result {
+                    ports
+                        .notifier
+                        .publish(&Event::ApprovalRequestCreated {
+                            request: request.clone(),
+                        })
+                        .await?;
+                }
+                result
             }
-            Ok((_, CreateOutcome::AlreadyOpen { .. })) => {}
-            Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
-            Err(e) => {
-                failed += 1;
-                tracing::warn!(%job_id, error = %e, "an approval request could not be opened");
-                last_error = Some(super::public_error(&e, &job_id));
+        }))
+        .buffer_unordered(cfg.open_concurrency.max(1));
+        futures::pin_mut!(opened);
+        while let Some(result) = opened.next().await {
+            match result {
+                Ok((_, CreateOutcome::Created)) => created += 1,
+                Ok((_, CreateOutcome::AlreadyOpen { .. })) => {}
+                Err(e) if e.is_retryable() || !cfg.continue_on_error => return Err(e),
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(%job_id, error = %e, "an approval request could not be opened");
+                    last_error = Some(super::public_error(&e, &job_id));
+                }
             }
         }
     }

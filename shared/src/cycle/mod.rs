@@ -53,6 +53,11 @@ pub struct CycleConfig {
     pub alert_after_failures: u64,
     /// The queue's maxReceiveCount: on the last receive a failing job is marked failed.
     pub max_receives: u32,
+    /// The exclusion tag and the owner tag keys.
+    pub tags: crate::analysis::TagPolicy,
+    /// Approval requests opened at once by the final stage, each its own
+    /// transaction.
+    pub open_concurrency: usize,
 }
 
 impl Default for CycleConfig {
@@ -66,6 +71,8 @@ impl Default for CycleConfig {
             max_shard_resources: 1000,
             alert_after_failures: 3,
             max_receives: 5,
+            tags: crate::analysis::TagPolicy::default(),
+            open_concurrency: 16,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! so memory stays bounded by the chunk size whatever the estate's size.
 
 use super::{CycleConfig, Ports, Tracker};
-use crate::analysis::{required_queries, Engine};
+use crate::analysis::{required_queries, Engine, PriceCatalog};
 use crate::collector::{dimensions_for, MetricRequest};
 use crate::domain::{
     MetricSeries, Recommendation, Resource, Service, Stage, StageOutcome, ThresholdSet,
@@ -109,15 +109,19 @@ pub(crate) async fn analyse_slice(
 ) -> Result<SliceOutcome> {
     let (start, end) = window(set, now);
     let mut plan = QueryPlan::new(set);
-    let mut engine = Engine::new(set);
+    let mut engine = Engine::with_policy(set, PriceCatalog::builtin(), cfg.tags.clone());
     let mut out = SliceOutcome::default();
     let (mut collect_ms, mut analyse_ms) = (0u64, 0u64);
     let mut last_error = None;
     let total = resources.len() as u64;
     let mut done = 0u64;
     for chunk in resources.chunks(cfg.chunk_resources.max(1)) {
-        let requests: Vec<MetricRequest> =
-            chunk.iter().flat_map(|r| plan.requests_for(r)).collect();
+        // An excluded resource costs no metric query.
+        let requests: Vec<MetricRequest> = chunk
+            .iter()
+            .filter(|r| !cfg.tags.excluded(r))
+            .flat_map(|r| plan.requests_for(r))
+            .collect();
         let t = Instant::now();
         let fetched = ports.source.fetch(&requests, start, end).await;
         collect_ms += elapsed_ms(t);

@@ -382,6 +382,7 @@ mod tests {
             reason: "idle".into(),
             alternatives: vec![],
             dependencies: vec![],
+            dependency_details: Vec::new(),
             utilization_score: Some(3),
             threshold_version: 0,
             created_at: DateTime::<Utc>::MIN_UTC,

@@ -80,6 +80,9 @@ pub mod names {
     pub const GET_REQUESTS_PER_GB: &str = "GetRequestsPerGB";
     pub const READ_CAPACITY_UTILIZATION: &str = "ReadCapacityUtilization";
     pub const WRITE_CAPACITY_UTILIZATION: &str = "WriteCapacityUtilization";
+    pub const VOLUME_IOPS: &str = "VolumeIOPS";
+    pub const IOPS_UTILIZATION: &str = "IopsUtilization";
+    pub const UNATTACHED: &str = "Unattached";
     // AWS/EBS
     pub const VOLUME_READ_OPS: &str = "VolumeReadOps";
     pub const VOLUME_WRITE_OPS: &str = "VolumeWriteOps";

@@ -25,7 +25,9 @@ pub use cycle::{CycleRun, Lease, RunStatus, Stage, StageOutcome, Trigger};
 pub use job::{CycleParams, Job, JobKind, JobMessage, JobSource, JobStatus, Progress, ShardRef};
 pub use metric::{MetricPoint, MetricSample, MetricSeries};
 pub use policy::{Policy, PolicyError, PolicyMatch, ResourceFacts};
-pub use recommendation::{Action, Alternative, FindingKind, Recommendation};
+pub use recommendation::{
+    Action, Alternative, DependencyDetail, DependencyDirection, FindingKind, Recommendation,
+};
 pub use resource::{Relation, Resource};
 pub use service::Service;
 pub use threshold::{Aggregation, Condition, Operator, ThresholdRule, ThresholdSet};

@@ -64,6 +64,29 @@ impl Action {
     }
 }
 
+/// Which way a relation points, seen from the recommendation's resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DependencyDirection {
+    /// This resource depends on the other (stopping the other affects it).
+    DependsOn,
+    /// The other depends on this one (stopping this one affects it).
+    DependedOnBy,
+}
+
+/// One relation behind a recommendation's `dependencies`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyDetail {
+    pub resource_id: String,
+    /// The relation's kind as discovered (`attached_to`, `member_of`, ...).
+    pub kind: String,
+    pub direction: DependencyDirection,
+    /// What showed the relation (the API and field), when discovery says.
+    #[serde(default)]
+    pub evidence: Option<String>,
+}
+
 /// Another way to act on the same finding, with its own price and risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -109,6 +132,9 @@ pub struct Recommendation {
     /// Ids of resources related through the inventory; actions on them are
     /// ordered or batched together with this one.
     pub dependencies: Vec<String>,
+    /// The relations behind `dependencies`, with their direction and evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependency_details: Vec<DependencyDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utilization_score: Option<u8>,
     pub threshold_version: u32,

@@ -322,6 +322,7 @@ async fn approved(store: &MemApprovals, action: Action, target: Option<&str>) ->
         reason: "cpu low".into(),
         alternatives: vec![],
         dependencies: vec![],
+        dependency_details: Vec::new(),
         utilization_score: None,
         threshold_version: 1,
         created_at: now(),

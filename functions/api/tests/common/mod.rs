@@ -267,6 +267,7 @@ pub fn recommendation(resource: &str, now: DateTime<Utc>) -> Recommendation {
         reason: "daily average CPU 1.2% on 14 of 14 days".into(),
         alternatives: vec![],
         dependencies: vec![],
+        dependency_details: Vec::new(),
         utilization_score: Some(2),
         threshold_version: 0,
         created_at: now,

@@ -3,9 +3,11 @@
 //! threshold.
 //!
 //! Semantics, fixed here once:
-//! - **Windows** are half-open, `[now - lookback_days, now)`: a CloudWatch
-//!   point is stamped with the start of its period, so a point stamped `now`
-//!   describes the future.
+//! - **Windows** are whole UTC days, half-open: `[midnight - lookback_days,
+//!   midnight)` where midnight starts `now`'s day, so the same data gives the
+//!   same verdict whatever the hour a cycle runs (today, incomplete, is left
+//!   to tomorrow's cycle). A CloudWatch point is stamped with the start of
+//!   its period, so a point stamped at midnight belongs to the new day.
 //! - **Days** are complete UTC days: the last `M` days are the `M` midnights
 //!   before today's, today (incomplete) excluded.
 //! - **Operators**: `less_than` and `greater_than` are strict; `equals` holds

@@ -218,7 +218,7 @@ impl<'r> CompiledRule<'r> {
     }
 
     fn evaluate_window(&self, ctx: &mut Ctx<'_>) -> Verdict {
-        let span = Span::back_from(ctx.now_s, i64::from(self.rule.lookback_days) * DAY_SECONDS);
+        let span = ctx.whole_days(self.rule.lookback_days);
         let (resolved, mut v) = match self.covered(ctx, span) {
             Ok(x) => x,
             Err(v) => return v,

@@ -42,10 +42,6 @@ impl Span {
         }
     }
 
-    pub fn back_from(now: i64, secs: i64) -> Span {
-        Span::new(now - secs, now)
-    }
-
     fn seconds(self) -> i64 {
         (self.to - self.from).max(0)
     }
@@ -533,10 +529,18 @@ impl<'a> Ctx<'a> {
         ((span.to - from) / self.views[i].period).max(0) as u64
     }
 
-    /// A statistic of a plain metric name over the last `days` days.
+    /// The last `days` complete UTC days, today excluded: the window every
+    /// rule and every figure reads, so that a verdict depends on the date a
+    /// cycle runs and never on its hour.
+    pub fn whole_days(&self, days: u32) -> Span {
+        let today = self.today();
+        Span::new(today - i64::from(days) * DAY_SECONDS, today)
+    }
+
+    /// A statistic of a plain metric name over the last `days` complete days.
     pub fn metric_stat(&mut self, metric: &str, stat: Statistic, days: u32) -> Option<f64> {
         let i = self.find_plain(metric, stat)?;
-        let span = Span::back_from(self.now_s, i64::from(days) * DAY_SECONDS);
+        let span = self.whole_days(days);
         self.stat_of(i, stat, span, true)
     }
 

@@ -1,8 +1,18 @@
 //! Dependencies between recommendations and the order to act in: which
-//! resources are related (in either direction) and batches of related
-//! recommendations, dependents first.
+//! resources are related (in either direction), with each relation's kind,
+//! direction and evidence; a removal of something others depend on says so
+//! and carries a higher risk; and batches of related recommendations,
+//! dependents first.
+//!
+//! A relation `A -> B` of kind K means A depends on B (a volume
+//! `attached_to` an instance, an instance `member_of` a group, a replica
+//! `replica_of` its primary, a function `uses` a queue), except the kinds
+//! stated from the provider's side ([`PROVIDER_SIDE_KINDS`]: a database's
+//! security group that `admits` an instance's), where B depends on A.
 
-use crate::domain::{Recommendation, Resource};
+use crate::domain::{
+    Action, DependencyDetail, DependencyDirection, Recommendation, Relation, Resource,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The inventory's relations, indexed once per cycle, so that a
@@ -12,21 +22,46 @@ pub struct DependencyIndex<'a> {
     inventory: &'a [Resource],
     /// The first resource with each id, as a linear search would find it.
     first: HashMap<&'a str, &'a Resource>,
-    /// For each id, the resources naming it as a relation target.
-    referrers: HashMap<&'a str, Vec<&'a str>>,
+    /// For each id, the resources naming it as a relation target, with the relation.
+    referrers: HashMap<&'a str, Vec<(&'a str, &'a Relation)>>,
+}
+
+/// Relation kinds where the target depends on the resource that states them.
+pub const PROVIDER_SIDE_KINDS: &[&str] = &["admits"];
+
+fn provider_side(kind: &str) -> bool {
+    PROVIDER_SIDE_KINDS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(kind))
+}
+
+/// The relation's evidence as discovery recorded it (an `evidence` field of
+/// any shape), read through its serialised form so that this code does not
+/// depend on that field's type.
+fn evidence(rel: &Relation) -> Option<String> {
+    let v = serde_json::to_value(rel).ok()?;
+    match v.get("evidence")? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn is_removal(a: Action) -> bool {
+    matches!(a, Action::Stop | Action::Terminate | Action::DeleteUnused)
 }
 
 impl<'a> DependencyIndex<'a> {
     pub fn new(inventory: &'a [Resource]) -> Self {
         let mut first = HashMap::with_capacity(inventory.len());
-        let mut referrers: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        let mut referrers: HashMap<&'a str, Vec<(&'a str, &'a Relation)>> = HashMap::new();
         for r in inventory {
             first.entry(r.id.as_str()).or_insert(r);
             for rel in &r.relations {
                 referrers
                     .entry(rel.target_id.as_str())
                     .or_default()
-                    .push(r.id.as_str());
+                    .push((r.id.as_str(), rel));
             }
         }
         DependencyIndex {
@@ -55,23 +90,82 @@ impl<'a> DependencyIndex<'a> {
             .map(|r| r.target_id.as_str())
             .collect();
         if let Some(referrers) = self.referrers.get(resource.id.as_str()) {
-            ids.extend(referrers.iter().copied());
+            ids.extend(referrers.iter().map(|(id, _)| *id));
         }
         ids.remove(resource.id.as_str());
         ids.into_iter().map(str::to_string).collect()
     }
 
+    /// The relations of `resource` in both directions, each with its kind,
+    /// direction and evidence. Sorted, no self.
+    pub fn details_for(&self, resource: &Resource) -> Vec<DependencyDetail> {
+        let mut out: BTreeSet<DependencyDetail> = BTreeSet::new();
+        for rel in &resource.relations {
+            out.insert(DependencyDetail {
+                resource_id: rel.target_id.clone(),
+                kind: rel.kind.clone(),
+                direction: if provider_side(&rel.kind) {
+                    DependencyDirection::DependedOnBy
+                } else {
+                    DependencyDirection::DependsOn
+                },
+                evidence: evidence(rel),
+            });
+        }
+        for (id, rel) in self
+            .referrers
+            .get(resource.id.as_str())
+            .into_iter()
+            .flatten()
+        {
+            out.insert(DependencyDetail {
+                resource_id: id.to_string(),
+                kind: rel.kind.clone(),
+                direction: if provider_side(&rel.kind) {
+                    DependencyDirection::DependsOn
+                } else {
+                    DependencyDirection::DependedOnBy
+                },
+                evidence: evidence(rel),
+            });
+        }
+        out.retain(|d| d.resource_id != resource.id);
+        out.into_iter().collect()
+    }
+
     /// Adds to each recommendation the ids its resource is related to, after
-    /// those it already lists, without repeats.
+    /// those it already lists, without repeats, and the relations behind
+    /// them. A stop, terminate or delete of something others depend on says
+    /// which in its reason and has its risk raised by one.
     pub fn link(&self, recs: &mut [Recommendation]) {
         for rec in recs {
-            if let Some(resource) = self.resource(&rec.resource_id) {
-                for d in self.dependencies_for(resource) {
-                    if d != rec.resource_id && !rec.dependencies.contains(&d) {
-                        rec.dependencies.push(d);
-                    }
+            let Some(resource) = self.resource(&rec.resource_id) else {
+                continue;
+            };
+            for d in self.dependencies_for(resource) {
+                if d != rec.resource_id && !rec.dependencies.contains(&d) {
+                    rec.dependencies.push(d);
                 }
             }
+            let details = self.details_for(resource);
+            let dependents: Vec<String> = details
+                .iter()
+                .filter(|d| d.direction == DependencyDirection::DependedOnBy)
+                .map(|d| match &d.evidence {
+                    Some(e) => format!("{} ({}; {e})", d.resource_id, d.kind),
+                    None => format!("{} ({})", d.resource_id, d.kind),
+                })
+                .collect();
+            if is_removal(rec.action) && !dependents.is_empty() {
+                rec.risk = (rec.risk + 1).min(4);
+                rec.reason.push_str(&format!(
+                    " Depended on by {}: {}; acting on it affects them, so the risk is raised to {}.",
+                    dependents.len(),
+                    dependents.join(", "),
+                    rec.risk
+                ));
+            }
+            rec.dependency_details = details;
         }
     }
 }

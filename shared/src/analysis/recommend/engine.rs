@@ -10,6 +10,7 @@ use crate::analysis::metrics::Derived;
 use crate::analysis::pricing::PriceCatalog;
 use crate::analysis::score::{utilization_limit, utilization_score, SCORE_DAYS, SCORE_PERCENTILE};
 use crate::analysis::stats::Statistic;
+use crate::analysis::tags::TagPolicy;
 use crate::analysis::trend::{mann_kendall_with, TrendDirection, TrendScratch};
 use crate::domain::metric::names;
 use crate::domain::{
@@ -31,6 +32,7 @@ struct ServicePlan {
 pub struct Engine<'s> {
     set: &'s ThresholdSet,
     prices: &'s PriceCatalog,
+    policy: TagPolicy,
     rules: Vec<CompiledRule<'s>>,
     plans: Vec<ServicePlan>,
     buffers: Buffers,
@@ -48,6 +50,11 @@ impl<'s> Engine<'s> {
     }
 
     pub fn with_prices(set: &'s ThresholdSet, prices: &'s PriceCatalog) -> Self {
+        Self::with_policy(set, prices, TagPolicy::default())
+    }
+
+    /// With the deployment's exclusion and owner tag keys.
+    pub fn with_policy(set: &'s ThresholdSet, prices: &'s PriceCatalog, policy: TagPolicy) -> Self {
         let rules: Vec<CompiledRule<'s>> = set.rules.iter().map(CompiledRule::compile).collect();
         let plans = Service::ALL
             .iter()
@@ -71,11 +78,17 @@ impl<'s> Engine<'s> {
                         }
                     }
                 }
-                if svc == Service::DynamoDb {
-                    for d in [
+                let always: &[Derived] = match svc {
+                    Service::DynamoDb => &[
                         Derived::ReadCapacityUtilization,
                         Derived::WriteCapacityUtilization,
-                    ] {
+                    ],
+                    // The EBS options size IOPS from the observed peak.
+                    Service::Ebs => &[Derived::VolumeIops],
+                    _ => &[],
+                };
+                {
+                    for &d in always {
                         if !derived.contains(&d) {
                             derived.push(d);
                         }
@@ -95,6 +108,7 @@ impl<'s> Engine<'s> {
         Engine {
             set,
             prices,
+            policy,
             rules,
             plans,
             buffers: Buffers::default(),
@@ -123,6 +137,19 @@ impl<'s> Engine<'s> {
         series: &[MetricSeries],
         now: DateTime<Utc>,
     ) -> Analysis {
+        if self.policy.excluded(resource) {
+            // Never recommended, so never evaluated.
+            return Analysis {
+                resource_id: resource.id.clone(),
+                service: resource.service,
+                finding: FindingKind::Optimized,
+                verdicts: Vec::new(),
+                utilization_score: None,
+                trends: Vec::new(),
+                recommendation: None,
+                excluded: true,
+            };
+        }
         let svc = service_index(resource.service);
         let plan = &self.plans[svc];
         let buffers = std::mem::take(&mut self.buffers);
@@ -161,6 +188,7 @@ impl<'s> Engine<'s> {
             utilization_score,
             trends,
             recommendation,
+            excluded: false,
         }
     }
 
@@ -232,6 +260,9 @@ impl<'s> Engine<'s> {
             else {
                 continue;
             };
+            if super::guard::busy(ctx, rule).is_some() {
+                continue;
+            }
             let (options, current) = options(ctx, self.prices, rule, v);
             if options.is_empty() {
                 continue;
@@ -276,6 +307,14 @@ impl<'s> Engine<'s> {
                 }
                 let mut description = o.text.clone();
                 match &o.savings {
+                    Ok(s) if cap(*s, c.current) < 0.0 => {
+                        let _ = write!(
+                            description,
+                            " (costs {}/month more; {})",
+                            money(-cap(*s, c.current)),
+                            c.verdict.rule_id
+                        );
+                    }
                     Ok(s) => {
                         let _ = write!(
                             description,
@@ -308,7 +347,7 @@ impl<'s> Engine<'s> {
             .ok()
             .map(|s| round2(cap(*s, best.current)));
         let savings_percent = match (savings, best.current) {
-            (Some(s), Some(c)) if c > 0.0 => Some(round2((100.0 * s / c).clamp(0.0, 100.0))),
+            (Some(s), Some(c)) if c > 0.0 => Some(round2((100.0 * s / c).min(100.0))),
             _ => None,
         };
         let reason = reason_text(
@@ -333,7 +372,7 @@ impl<'s> Engine<'s> {
             service: resource.service,
             region: resource.region.clone(),
             account_id: resource.account_id.clone(),
-            owner: resource.owner(&crate::domain::resource::DEFAULT_OWNER_TAG_KEYS),
+            owner: self.policy.owner(resource),
             tags: resource.tags.clone(),
             current_monthly_cost_usd: best.current.map(round2),
             finding: best.verdict.finding,
@@ -346,6 +385,7 @@ impl<'s> Engine<'s> {
             reason,
             alternatives,
             dependencies: deps,
+            dependency_details: Vec::new(),
             utilization_score: score,
             threshold_version: self.set.version,
             created_at: ctx.now,

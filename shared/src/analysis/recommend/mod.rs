@@ -8,12 +8,14 @@
 //! DynamoDB: provisioned RCU/WCU-hours; S3: stored GB x class price; ECS:
 //! Fargate vCPU- and GB-hours). A target's cost is the current cost scaled by
 //! the catalogue's price ratio target/current. Neither known: `None`, and the
-//! reason says "no price known for ...". Removal saves the whole cost, except a
-//! Trusted Advisor-style stop on low days, which saves the share of
-//! underutilised days (qualifying days / days looked at), as Trusted Advisor
-//! counts "on-demand rate x underutilised time". Savings never exceed the
-//! current cost and are never negative (a scale-up saves 0 and its reason
-//! states the extra cost).
+//! reason says which price is missing and why ("no price known for ...").
+//! Removal saves the whole cost (a stop: the instance hours; storage bills
+//! on), except a Trusted Advisor-style stop on low days, which saves the
+//! share of underutilised days (qualifying days / days looked at), as
+//! Trusted Advisor counts "on-demand rate x underutilised time". Savings
+//! never exceed the current cost; a change that costs more (scale-up, more
+//! memory, more tasks) is a negative saving and its reason says "costs ...
+//! more".
 //!
 //! **Confidence** = `coverage x (0.6 + 0.4 x clamp(margin, 0, 1)) x trend`,
 //! rounded to 0.01, where coverage and margin come from the verdict (see
@@ -47,6 +49,7 @@
 mod dependencies;
 mod engine;
 mod facts;
+mod guard;
 mod options;
 mod rank;
 #[cfg(test)]
@@ -55,6 +58,7 @@ mod text;
 
 pub use dependencies::{order_actions, DependencyIndex};
 pub use engine::Engine;
+pub use guard::BUSY_CPU_PERCENT;
 pub use rank::{confidence, projection_risk, round2};
 pub use text::format_value;
 
@@ -90,6 +94,8 @@ pub struct Analysis {
     pub utilization_score: Option<u8>,
     pub trends: Vec<MetricTrend>,
     pub recommendation: Option<Recommendation>,
+    /// Tagged to be left alone (`finops:exclude=true`): not evaluated.
+    pub excluded: bool,
 }
 
 /// Analyses `resource` against `set` and returns at most one recommendation

@@ -19,9 +19,14 @@ pub(super) struct Candidate<'v> {
     pub trend_note: Option<String>,
 }
 
+/// Reliability findings first (cutting cost on a failing or starved resource
+/// is unsafe), then idle: a resource doing nothing is removed, not resized,
+/// whatever the prices say (a missing price must not let a rightsizing
+/// outrank it on confidence alone).
 fn class(f: FindingKind) -> u8 {
     match f {
-        FindingKind::Erroring | FindingKind::UnderProvisioned => 1,
+        FindingKind::Erroring | FindingKind::UnderProvisioned => 2,
+        FindingKind::Idle => 1,
         _ => 0,
     }
 }
@@ -39,7 +44,13 @@ fn finding_order(f: FindingKind) -> u8 {
 
 fn expected_value(c: &Candidate<'_>) -> f64 {
     let o = &c.options[0];
-    let s = o.savings.as_ref().ok().map_or(0.0, |s| cap(*s, c.current));
+    // A cost increase ranks as no saving: reliability findings are ranked
+    // by class, not by what they cost.
+    let s = o
+        .savings
+        .as_ref()
+        .ok()
+        .map_or(0.0, |s| cap(*s, c.current).max(0.0));
     s * c.confidence * (1.0 - f64::from(o.risk.min(4)) / 8.0)
 }
 
@@ -101,8 +112,10 @@ pub(super) fn removal_risk(action: Action, finding: FindingKind, related: bool) 
     (base + u8::from(finding != FindingKind::Idle) + u8::from(related)).min(4)
 }
 
+/// A saving never exceeds what the resource costs now; a change that costs
+/// more stays negative (a scale-up states its extra cost, not 0.00).
 pub(super) fn cap(s: f64, current: Option<f64>) -> f64 {
-    let s = if s.is_finite() { s.max(0.0) } else { 0.0 };
+    let s = if s.is_finite() { s } else { 0.0 };
     match current {
         Some(c) if c.is_finite() && c >= 0.0 => s.min(c),
         _ => s,

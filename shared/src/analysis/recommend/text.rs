@@ -177,7 +177,12 @@ pub(super) fn reason_text(
     s.push_str(". ");
     s.push_str(&o.text);
     match (savings, &o.savings) {
-        (Some(v), _) if v == 0.0 && o.action == Action::ScaleUp => {}
+        (Some(v), _) if v < 0.0 => {
+            let _ = write!(s, ". Costs about {}/month more", money(-v));
+            if let Some(p) = pct {
+                let _ = write!(s, " ({}% of its cost)", trim(-p, 0));
+            }
+        }
         (Some(v), _) => {
             let _ = write!(s, ". Saves about {}/month", money(v));
             if let Some(p) = pct {

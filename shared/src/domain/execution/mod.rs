@@ -54,6 +54,7 @@ pub(crate) mod tests {
             reason: "idle".into(),
             alternatives: vec![],
             dependencies: vec![],
+            dependency_details: Vec::new(),
             utilization_score: None,
             threshold_version: 1,
             created_at: DateTime::<Utc>::MIN_UTC,

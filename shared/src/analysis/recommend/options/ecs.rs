@@ -90,7 +90,14 @@ pub(super) fn options(
             opts.push(Opt {
                 action: Action::ScaleUp,
                 target: n.map(|n| format!("desiredCount {n:.0}")),
-                savings: Ok(0.0),
+                // More tasks cost more: a negative saving.
+                savings: match n {
+                    Some(n) => facts.monthly.clone().map(|m| -m * (n - count) / count),
+                    None => Err(format!(
+                        "no price known for ecs {}: no peak to size the scale-out by",
+                        r.id
+                    )),
+                },
                 risk: projection_risk(peak.zip(n).map(|(p, n)| p * count / n), limit),
                 text: match n {
                     Some(n) => format!(

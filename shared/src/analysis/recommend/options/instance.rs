@@ -1,14 +1,17 @@
 //! EC2, RDS and ElastiCache: instance-type models. Stop or terminate, rightsize
-//! within the family, Graviton, scale up; savings from the catalogue's price
-//! ratio, risk from the peaks projected onto the target type.
+//! within the family, Graviton, burstable, scale up. Savings are the
+//! difference of the catalogue's regional rates for the resource's variant
+//! (platform, engine, Multi-AZ, nodes) x 730 h, or, when the inventory gives
+//! a monthly cost, that cost scaled by the rate ratio; a change that costs
+//! more is a negative saving. RDS storage bills on after a stop. Risk comes
+//! from the peaks projected onto the target type.
 
 use super::Opt;
 use crate::analysis::evaluate::{Ctx, Verdict};
-use crate::analysis::pricing::GIB;
-use crate::analysis::pricing::{PriceCatalog, TypeSpec};
-use crate::analysis::recommend::facts::{known_cost, limit, lookback, max_of};
+use crate::analysis::pricing::{PriceCatalog, TypeSpec, Variant, GIB, HOURS_PER_MONTH};
+use crate::analysis::recommend::facts::{attr_f64, attr_str, known_cost, limit, lookback, max_of};
 use crate::analysis::recommend::rank::{projection_risk, removal_risk};
-use crate::analysis::recommend::text::{money, noun, projection_text};
+use crate::analysis::recommend::text::{noun, projection_text};
 use crate::analysis::recommend::PROJECTION_PERCENTILE;
 use crate::analysis::stats::Statistic;
 use crate::domain::metric::names;
@@ -39,7 +42,7 @@ pub(super) fn options(
                 _ => 1.0,
             };
             let stop_text = match (svc, share < 1.0) {
-                (Service::Rds, _) => "Stop the DB instance (RDS restarts a stopped instance after 7 days; snapshot and delete it if it stays unused)".to_string(),
+                (Service::Rds, _) => "Stop the DB instance (RDS restarts a stopped instance after 7 days, and its storage bills on; snapshot and delete it if it stays unused)".to_string(),
                 (_, true) => format!("Stop the {kind} on its low days (for example with Instance Scheduler): {:.0}% of the time", share * 100.0),
                 (_, false) => format!("Stop the {kind} (attached EBS volumes keep billing)"),
             };
@@ -52,7 +55,7 @@ pub(super) fn options(
                 opts.push(Opt {
                     action: Action::Stop,
                     target: None,
-                    savings: facts.monthly.clone().map(|m| m * share),
+                    savings: facts.compute_monthly().map(|m| m * share),
                     risk: removal_risk(Action::Stop, v.finding, related),
                     text: stop_text,
                 });
@@ -85,15 +88,18 @@ pub(super) fn options(
                 (Some(cur), Some(t)) => project(&peaks, &cur, &t, limit),
                 _ => (projection_risk(peaks.max(), limit), String::new()),
             };
-            let extra = match (&facts.monthly, facts.spec, spec) {
-                (Ok(m), Some(c), Some(t)) => format!(
-                    " (+{}/month)",
-                    money(m * (t.usd_per_hour / c.usd_per_hour - 1.0))
-                ),
-                _ => String::new(),
+            let savings = match (&facts.type_name, &target) {
+                (Some(_), Some(t)) => facts.saving_to(prices, t),
+                (Some(c), None) => Err(format!(
+                    "no price known for a larger size than {c}: it is the largest of its family in the catalogue"
+                )),
+                (None, _) => facts.monthly.clone().and(Err(format!(
+                    "no price known for {svc} {}: its type is unknown",
+                    r.id
+                ))),
             };
             let text = match (&facts.type_name, &target) {
-                (Some(c), Some(t)) => format!("Scale {c} up to {t}{extra}{proj}"),
+                (Some(c), Some(t)) => format!("Scale {c} up to {t}{proj}"),
                 (Some(c), None) => {
                     format!("Scale {c} up: no larger size of its family is in the catalogue")
                 }
@@ -102,7 +108,7 @@ pub(super) fn options(
             opts.push(Opt {
                 action: Action::ScaleUp,
                 target,
-                savings: Ok(0.0),
+                savings,
                 risk,
                 text,
             });
@@ -159,18 +165,13 @@ fn downsize_options(
             break;
         }
     }
-    let saving = |spec: &TypeSpec| {
-        facts
-            .monthly
-            .clone()
-            .map(|m| m * (1.0 - spec.usd_per_hour / cur.usd_per_hour).max(0.0))
-    };
+    let saving = |t: &str| facts.saving_to(prices, t);
     if let Some((t, spec)) = &best {
         let (risk, proj) = project(peaks, &cur, spec, limit);
         opts.push(Opt {
             action: Action::Rightsize,
             target: Some(t.clone()),
-            savings: saving(spec),
+            savings: saving(t),
             risk,
             text: format!("Rightsize {cur_name} to {t}{proj}"),
         });
@@ -180,7 +181,7 @@ fn downsize_options(
                 opts.push(Opt {
                     action: Action::Rightsize,
                     target: Some(g.clone()),
-                    savings: saving(&gs),
+                    savings: saving(&g),
                     risk: (risk + graviton_extra).min(4),
                     text: format!("Rightsize {cur_name} to Graviton {g}{proj}"),
                 });
@@ -198,7 +199,7 @@ fn downsize_options(
             opts.push(Opt {
                 action: Action::MoveToGraviton,
                 target: Some(g.clone()),
-                savings: saving(&gs),
+                savings: saving(&g),
                 risk: (risk + graviton_extra).min(4),
                 text: format!("Move {cur_name} to Graviton {g}{note}{proj}"),
             });
@@ -211,45 +212,70 @@ fn downsize_options(
                 opts.push(Opt {
                     action: Action::Rightsize,
                     target: Some(first.clone()),
-                    savings: saving(&spec),
+                    savings: saving(first),
                     risk,
                     text: format!("Rightsize {cur_name} one size down to {first}{proj}"),
                 });
             }
         }
     }
-    if opts.is_empty() {
+    if best.is_none() {
+        // Nothing smaller fits: say so, and name the cheaper type of the same
+        // size (burstable) when there is one; Graviton was offered above.
         let why = if smaller.is_empty() {
-            format!("no price known for a smaller size than {cur_name}: it is the smallest of its family in the catalogue")
+            format!("{cur_name} is the smallest size of its family in the catalogue")
         } else {
             format!(
                 "no smaller size than {cur_name} keeps {:.0}% headroom at the measured peaks",
                 100.0 - limit
             )
         };
-        let target = smaller.first().cloned();
-        let (risk, savings) = match target
-            .as_deref()
-            .and_then(|t| prices.type_spec_anywhere(svc, t))
-        {
-            Some(spec) => (project(peaks, &cur, &spec, limit).0, saving(&spec)),
-            None => (2, Err(why.clone())),
-        };
-        opts.push(Opt {
-            action: Action::Rightsize,
-            target,
-            savings,
-            risk,
-            text: format!("Rightsize {cur_name} ({why})"),
-        });
+        if let Some(b) = prices.burstable_equivalent(svc, cur_name) {
+            if let Some(bs) = prices.type_spec_anywhere(svc, &b) {
+                let (risk, proj) = project(peaks, &cur, &bs, limit);
+                opts.insert(
+                    0,
+                    Opt {
+                        action: Action::Rightsize,
+                        target: Some(b.clone()),
+                        savings: saving(&b),
+                        // Sustained CPU above a burstable's baseline spends credits.
+                        risk: (risk + 1).min(4),
+                        text: format!(
+                            "Move {cur_name} to burstable {b} ({why}; CPU above the baseline spends credits){proj}"
+                        ),
+                    },
+                );
+            }
+        }
+        if opts.is_empty() {
+            opts.push(Opt {
+                action: Action::Rightsize,
+                target: None,
+                savings: Err(format!(
+                    "no cheaper type to name: {why}, and it has no Graviton or burstable equivalent"
+                )),
+                risk: 2,
+                text: format!("Keep {cur_name} ({why})"),
+            });
+        }
     }
     opts
 }
 
 struct InstanceFacts {
+    service: Service,
+    region: String,
     type_name: Option<String>,
     spec: Option<TypeSpec>,
+    variant: Variant,
+    /// The current type's hourly rate for the resource's variant.
+    rate: Result<f64, String>,
+    /// Storage billed whether the instance runs or not (RDS), a month.
+    storage: f64,
+    /// What it costs a month: the inventory's figure, else rate x 730 h plus storage.
     monthly: Result<f64, String>,
+    known: Option<f64>,
 }
 
 impl InstanceFacts {
@@ -261,22 +287,104 @@ impl InstanceFacts {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let spec = t.and_then(|t| prices.type_spec_anywhere(svc, t));
-        let regional = t.and_then(|t| prices.type_spec(svc, &r.region, t));
-        let monthly = match (known_cost(r), t, regional) {
-            (Some(c), _, _) => Ok(c),
-            (None, _, Some(s)) => Ok(s.monthly()),
-            (None, None, _) => Err(format!(
+        let variant = Variant::of(r);
+        let rate = match t {
+            Some(t) => prices.instance_rate(svc, &r.region, t, &variant),
+            None => Err(format!(
                 "no price known for {svc} {}: its type is unknown",
                 r.id
             )),
-            (None, Some(t), None) => Err(format!("no price known for {svc} {t} in {}", r.region)),
+        };
+        let storage = if svc == Service::Rds {
+            rds_storage_monthly(r, prices, &variant)
+        } else {
+            0.0
+        };
+        let known = known_cost(r);
+        let monthly = match (known, &rate) {
+            (Some(c), _) => Ok(c),
+            (None, Ok(rate)) => Ok(rate * HOURS_PER_MONTH + storage),
+            (None, Err(e)) => Err(e.clone()),
         };
         InstanceFacts {
+            service: svc,
+            region: r.region.clone(),
             type_name: t.map(str::to_string),
             spec,
+            variant,
+            rate,
+            storage,
             monthly,
+            known,
         }
     }
+
+    /// The part of the monthly cost a stop saves: the instance hours.
+    fn compute_monthly(&self) -> Result<f64, String> {
+        match (self.known, &self.rate) {
+            (Some(k), Ok(rate)) if self.storage > 0.0 => {
+                let c = rate * HOURS_PER_MONTH;
+                Ok(k * c / (c + self.storage))
+            }
+            (Some(k), _) => Ok(k),
+            (None, Ok(rate)) => Ok(rate * HOURS_PER_MONTH),
+            (None, Err(e)) => Err(e.clone()),
+        }
+    }
+
+    /// The monthly saving of moving to `target` (negative when it costs
+    /// more), or which price is missing.
+    fn saving_to(&self, prices: &PriceCatalog, target: &str) -> Result<f64, String> {
+        let to = prices.instance_rate(self.service, &self.region, target, &self.variant);
+        match (&self.rate, to) {
+            (Ok(cur), Ok(to)) => match self.known {
+                Some(_) if *cur > 0.0 => Ok(self.compute_monthly()? * (1.0 - to / cur)),
+                _ => Ok((cur - to) * HOURS_PER_MONTH),
+            },
+            // The variant is not priced (an engine, a platform): the
+            // inventory's cost still scales by the base rates' ratio.
+            (cur, to) => {
+                let e = match (cur, to) {
+                    (Err(e), _) => e.clone(),
+                    (_, Err(e)) => e,
+                    _ => String::new(),
+                };
+                let base = |t: &str| {
+                    prices
+                        .type_spec(self.service, &self.region, t)
+                        .or_else(|| prices.type_spec_anywhere(self.service, t))
+                        .map(|s| s.usd_per_hour)
+                };
+                match (
+                    self.known,
+                    self.type_name.as_deref().and_then(base),
+                    base(target),
+                ) {
+                    (Some(k), Some(c), Some(t)) if c > 0.0 => Ok(k * (1.0 - t / c)),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// RDS storage a month (`allocatedStorageGiB`, `storageType`, provisioned
+/// `iops` on io1/io2), doubled by Multi-AZ; 0 when not discovered.
+fn rds_storage_monthly(r: &Resource, prices: &PriceCatalog, v: &Variant) -> f64 {
+    let (Some(gb), Some(p)) = (
+        attr_f64(r, &["allocatedStorageGiB", "allocatedStorage"]),
+        prices.rds_storage(&r.region),
+    ) else {
+        return 0.0;
+    };
+    let kind = attr_str(r, &["storageType"]).unwrap_or("gp2");
+    let per_gb = p.usd_per_gb_month.get(kind).copied().unwrap_or(0.0);
+    let iops = if kind.starts_with("io") {
+        attr_f64(r, &["iops"]).unwrap_or(0.0) * p.usd_per_iops_month
+    } else {
+        0.0
+    };
+    (gb.max(0.0) * per_gb + iops) * if v.multi_az { 2.0 } else { 1.0 }
 }
 
 /// p99.5 utilisation per dimension, in percent of the current capacity.

@@ -3,7 +3,7 @@
 //! service's cost model; EC2, RDS and ElastiCache share the instance model.
 
 mod dynamodb;
-mod ebs;
+pub(crate) mod ebs;
 mod ecs;
 mod instance;
 mod lambda;
@@ -43,7 +43,12 @@ pub(crate) fn options(
         Service::Ecs => ecs::options(ctx, prices, rule),
         Service::S3 => s3::options(ctx, prices, rule),
         Service::DynamoDb => dynamodb::options(ctx, prices, rule),
-        Service::Ebs => ebs::options(ctx, prices, rule),
+        // A volume rule that does not fit the volume's type (gp2 to gp3 on
+        // io2) offers nothing, rather than an unpriced action.
+        Service::Ebs => match ebs::options(ctx, prices, rule, v) {
+            Some(o) => o,
+            None => return (Vec::new(), None),
+        },
     };
     // The rule's own action leads; the catalogue may add others after it.
     if let Some(i) = out.0.iter().position(|o| o.action == rule.action) {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::analysis::recommend::dependencies::{dependencies_for, order_actions_with};
+use crate::domain::{DependencyDetail, DependencyDirection};
 
 #[test]
 fn dependencies_both_ways_and_dependents_first() {
@@ -44,6 +45,7 @@ fn dependencies_both_ways_and_dependents_first() {
         reason: "x".into(),
         alternatives: vec![],
         dependencies: vec![],
+        dependency_details: Vec::new(),
         utilization_score: None,
         threshold_version: 0,
         created_at: now(),
@@ -103,6 +105,7 @@ fn rec_for(id: &str, deps: Vec<String>, savings: f64) -> Recommendation {
         reason: String::new(),
         alternatives: vec![],
         dependencies: deps,
+        dependency_details: Vec::new(),
         utilization_score: None,
         threshold_version: 0,
         created_at: now(),
@@ -159,6 +162,79 @@ proptest! {
         let index = DependencyIndex::new(&inventory);
         let mut recs = recs;
         index.link(&mut recs);
-        prop_assert_eq!(order_actions(recs, &index), expected);
+        // The scan knew ids only: compare what it computed.
+        let ids = |b: Vec<Vec<Recommendation>>| -> Vec<Vec<(String, Vec<String>)>> {
+            b.into_iter()
+                .map(|g| g.into_iter().map(|r| (r.resource_id, r.dependencies)).collect())
+                .collect()
+        };
+        prop_assert_eq!(ids(order_actions(recs, &index)), ids(expected));
     }
+}
+
+fn relation(kind: &str, target: &str) -> Relation {
+    serde_json::from_value(serde_json::json!({"kind": kind, "targetId": target})).unwrap()
+}
+
+#[test]
+fn removing_what_others_depend_on_says_so_and_raises_the_risk() {
+    let mut vol = res(Service::Ebs, "vol-1", None);
+    vol.relations.push(relation("attached_to", "i-db"));
+    let mut sg = res(Service::Rds, "db-1", Some("db.m5.large"));
+    // The database's security group admits the instance's: it serves i-db.
+    sg.relations.push(relation("admits", "i-db"));
+    let inst = res(Service::Ec2, "i-db", Some("m5.large"));
+    let inventory = vec![vol, sg, inst];
+    let index = DependencyIndex::new(&inventory);
+    let mut recs = vec![
+        rec_for("i-db", vec![], 50.0),
+        rec_for("db-1", vec![], 80.0),
+        rec_for("vol-1", vec![], 5.0),
+    ];
+    let mut rightsize = rec_for("i-db", vec![], 20.0);
+    rightsize.action = Action::Rightsize;
+    recs.push(rightsize);
+    index.link(&mut recs);
+    // Stopping the instance: the volume depends on it.
+    assert_eq!(recs[0].risk, 1);
+    assert!(
+        recs[0]
+            .reason
+            .contains("Depended on by 1: vol-1 (attached_to)"),
+        "{}",
+        recs[0].reason
+    );
+    assert_eq!(
+        recs[0].dependency_details,
+        vec![
+            DependencyDetail {
+                resource_id: "db-1".into(),
+                kind: "admits".into(),
+                direction: DependencyDirection::DependsOn,
+                evidence: None,
+            },
+            DependencyDetail {
+                resource_id: "vol-1".into(),
+                kind: "attached_to".into(),
+                direction: DependencyDirection::DependedOnBy,
+                evidence: None,
+            },
+        ]
+    );
+    // Stopping the database: the instance it admits depends on it.
+    assert_eq!(recs[1].risk, 1);
+    assert!(
+        recs[1].reason.contains("i-db (admits)"),
+        "{}",
+        recs[1].reason
+    );
+    // Deleting the volume: it depends on the instance, nothing on it.
+    assert_eq!(recs[2].risk, 0);
+    assert_eq!(
+        recs[2].dependency_details[0].direction,
+        DependencyDirection::DependsOn
+    );
+    // A rightsizing is not a removal: risk unchanged.
+    assert_eq!(recs[3].risk, 0);
+    assert!(!recs[3].reason.contains("Depended on"));
 }

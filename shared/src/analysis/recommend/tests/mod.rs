@@ -4,6 +4,9 @@
 //! helpers here build series and resources for all three.
 
 mod dependencies;
+mod discovered;
+mod ebs;
+mod judgement;
 mod properties;
 mod services;
 

@@ -171,8 +171,18 @@ proptest! {
             })
             .collect();
         let a = analyze(&r, &series, &set, now());
-        let actionable = a.verdicts.iter().any(|v| v.is_flagged() && v.finding.is_actionable());
-        prop_assert_eq!(actionable, a.recommendation.is_some());
+        let flagged: Vec<_> = a.verdicts.iter().filter(|v| v.is_flagged() && v.finding.is_actionable()).collect();
+        prop_assert!(a.recommendation.is_none() || !flagged.is_empty());
+        // A flagged rule yields a recommendation unless it is a removal the
+        // CPU guard refused or a volume rule for another volume type.
+        let excused = |v: &&crate::analysis::evaluate::Verdict| {
+            (svc == Service::Ebs && v.rule_id != "ebs-idle" && v.rule_id != "ebs-unattached")
+                || matches!(v.action, Action::Stop | Action::Terminate | Action::DeleteUnused)
+                    && !v.conditions.iter().any(|c| c.metric == names::CPU_UTILIZATION)
+        };
+        if a.recommendation.is_none() {
+            prop_assert!(flagged.iter().all(excused), "{:?}", flagged);
+        }
         if a.verdicts.iter().all(|v| v.outcome == Outcome::InsufficientData) {
             prop_assert!(a.recommendation.is_none());
             prop_assert_eq!(a.finding, FindingKind::InsufficientData);
@@ -182,15 +192,19 @@ proptest! {
             prop_assert!(!rec.reason.trim().is_empty());
             prop_assert!((0.0..=1.0).contains(&rec.confidence));
             prop_assert!(rec.risk <= 4);
-            prop_assert!(rec.monthly_savings_usd.is_none_or(|s| s.is_finite() && s >= 0.0));
-            if rec.monthly_savings_usd.is_none() {
-                prop_assert!(rec.reason.contains("no price known"), "{}", rec.reason);
+            let costs_more = |a: Action| matches!(a, Action::ScaleUp | Action::IncreaseMemory);
+            prop_assert!(rec.monthly_savings_usd.is_none_or(|s| s.is_finite() && (s >= 0.0 || costs_more(rec.action))));
+            if rec.monthly_savings_usd.is_some_and(|s| s < 0.0) {
+                prop_assert!(rec.reason.contains("/month more"), "{}", rec.reason);
             }
-            prop_assert!(rec.savings_percent.is_none_or(|p| (0.0..=100.0).contains(&p)));
+            if rec.monthly_savings_usd.is_none() {
+                prop_assert!(rec.reason.contains("no price known") || rec.reason.contains("no cheaper type"), "{}", rec.reason);
+            }
+            prop_assert!(rec.savings_percent.is_none_or(|p| p <= 100.0));
             prop_assert_eq!(&rec.id, &Recommendation::stable_id(id, rec.action));
             for alt in &rec.alternatives {
                 prop_assert!(alt.risk <= 4);
-                prop_assert!(alt.monthly_savings_usd.is_none_or(|s| s.is_finite() && s >= 0.0));
+                prop_assert!(alt.monthly_savings_usd.is_none_or(|s| s.is_finite() && (s >= 0.0 || costs_more(alt.action))));
                 prop_assert!(!alt.description.is_empty());
             }
         }

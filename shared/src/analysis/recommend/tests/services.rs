@@ -307,11 +307,12 @@ fn a_resource_seen_only_in_cloudwatch_is_analysed_without_inventing_a_price() {
     );
     // A known type in a region the catalogue lacks.
     r.resource_type = Some("m5.xlarge".into());
+    r.region = "sa-east-1".into();
     let rec = recommend(&r, &s, &set, now());
     assert!(
-        rec[0]
-            .reason
-            .contains("no price known for ec2 m5.xlarge in eu-west-1"),
+        rec[0].reason.contains(
+            "no price known for ec2 m5.xlarge in sa-east-1: the catalogue has no prices for that region"
+        ),
         "{}",
         rec[0].reason
     );
@@ -323,7 +324,7 @@ fn a_resource_seen_only_in_cloudwatch_is_analysed_without_inventing_a_price() {
 }
 
 #[test]
-fn under_provisioned_wins_over_savings_and_costs_nothing_to_state() {
+fn under_provisioned_wins_over_savings_and_states_its_extra_cost() {
     let set = default_thresholds().unwrap();
     let r = res(Service::ElastiCache, "c-1", Some("cache.r5.large"));
     let s = vec![
@@ -356,9 +357,11 @@ fn under_provisioned_wins_over_savings_and_costs_nothing_to_state() {
     assert_eq!(rec[0].finding, FindingKind::UnderProvisioned);
     assert_eq!(rec[0].action, Action::ScaleUp);
     assert_eq!(rec[0].target_type.as_deref(), Some("cache.r5.xlarge"));
-    assert_eq!(rec[0].monthly_savings_usd, Some(0.0));
+    // One size up doubles the node's $157.68 a month: a negative saving.
+    assert_eq!(rec[0].monthly_savings_usd, Some(-157.68));
+    assert_eq!(rec[0].savings_percent, Some(-100.0));
     assert!(
-        rec[0].reason.contains("(+$156.95/month)"),
+        rec[0].reason.contains("Costs about $157.68/month more"),
         "{}",
         rec[0].reason
     );
