@@ -1048,3 +1048,35 @@ async fn a_pending_request_past_its_expiry_cannot_be_decided_even_by_a_stale_dec
     .unwrap();
     assert_eq!(expired.status, ApprovalStatus::Expired);
 }
+
+#[tokio::test]
+async fn open_requests_are_found_by_their_locks_in_batches_of_a_hundred() {
+    let stack = LocalStack::isolated().await;
+    let store = approvals_store(&stack);
+    let now = Utc::now();
+    let mut opened = BTreeMap::new();
+    for i in [3, 77, 140] {
+        let resource = format!("i-open-{i}");
+        let (request, outcome) = approvals::open(
+            &store,
+            recommendation(&resource, Action::Stop),
+            "cycle",
+            None,
+            Duration::days(7),
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome, CreateOutcome::Created);
+        opened.insert((resource, Action::Stop), request.id);
+    }
+    // 150 keys: two BatchGetItem calls; the same resources with another
+    // action have no open request.
+    let mut keys: Vec<(String, Action)> = (0..150)
+        .map(|i| (format!("i-open-{i}"), Action::Stop))
+        .collect();
+    keys.push(("i-open-3".into(), Action::Terminate));
+    let found = store.open_requests(&keys).await.unwrap();
+    let found: BTreeMap<_, _> = found.into_iter().collect();
+    assert_eq!(found, opened);
+}

@@ -301,7 +301,7 @@ async fn run_cycle_shares_the_rest_triggers_one_a_minute_window() {
 }
 
 #[tokio::test]
-async fn run_cycle_without_services_covers_all_seven() {
+async fn run_cycle_without_services_covers_all_eight() {
     let f = fixture().await;
     let e = with_body(event("run-cycle.json"), r#"{"action":"runCycle"}"#);
     let ack = f.send(e).await;
@@ -313,7 +313,7 @@ async fn run_cycle_without_services_covers_all_seven() {
         .unwrap()
         .unwrap();
     let services: Vec<Service> = serde_json::from_value(job.params["services"].clone()).unwrap();
-    assert_eq!(services.len(), 7);
+    assert_eq!(services, Service::ALL.to_vec());
     assert_eq!(job.params["dryRun"], false);
 }
 

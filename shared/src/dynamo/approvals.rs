@@ -1,10 +1,12 @@
 use super::*;
-use crate::domain::{ApprovalRequest, ApprovalStatus, AuditEntry, Decision};
+use crate::domain::{Action, ApprovalRequest, ApprovalStatus, AuditEntry, Decision};
 use crate::store::{clamp_limit, ApprovalFilter, ApprovalStore, CreateOutcome, Page};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::collections::HashMap;
 
 /// Approvals table, key (`pk`, `sk`), three item kinds:
 /// - request  `REQ#<id>` / `META`: the request, with top-level `status`,
@@ -26,12 +28,17 @@ fn request_pk(id: &str) -> String {
 }
 
 fn lock_pk(req: &ApprovalRequest) -> String {
-    format!(
-        "OPEN#{}#{}",
-        req.recommendation.resource_id,
-        req.recommendation.action.as_str()
-    )
+    lock_key(&req.recommendation.resource_id, req.recommendation.action)
 }
+
+fn lock_key(resource_id: &str, action: Action) -> String {
+    format!("OPEN#{resource_id}#{}", action.as_str())
+}
+
+/// BatchGetItem's limit of keys a call.
+const BATCH_GET_KEYS: usize = 100;
+/// Rounds of UnprocessedKeys retried before giving up (each after a pause).
+const BATCH_GET_ROUNDS: u32 = 5;
 
 fn build<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
     r.map_err(|e| Error::Internal(format!("building DynamoDB request: {e}")))
@@ -185,6 +192,75 @@ impl ApprovalStore for DynamoApprovals {
             }
             Err(e) => Err(Error::from_sdk("TransactWriteItems", e)),
         }
+    }
+
+    async fn open_requests(
+        &self,
+        keys: &[(String, Action)],
+    ) -> Result<HashMap<(String, Action), String>> {
+        let by_pk: HashMap<String, &(String, Action)> =
+            keys.iter().map(|k| (lock_key(&k.0, k.1), k)).collect();
+        let mut pks: Vec<&String> = by_pk.keys().collect();
+        pks.sort();
+        let mut open = HashMap::new();
+        for chunk in pks.chunks(BATCH_GET_KEYS) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|pk| {
+                    [
+                        ("pk".to_string(), s(pk.as_str())),
+                        ("sk".to_string(), s("LOCK")),
+                    ]
+                    .into()
+                })
+                .collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == BATCH_GET_ROUNDS {
+                    return Err(Error::Unavailable(format!(
+                        "BatchGetItem left {} open-locks unread after {round} rounds",
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+                }
+                round += 1;
+                let request = build(
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(std::mem::take(&mut pending)))
+                        .consistent_read(true)
+                        .build(),
+                )?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("BatchGetItem", e))?;
+                for mut item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(id))) =
+                        (item.remove("pk"), item.remove("requestId"))
+                    {
+                        if let Some(k) = by_pk.get(&pk) {
+                            open.insert((*k).clone(), id);
+                        }
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(open)
     }
 
     async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>> {

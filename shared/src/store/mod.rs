@@ -136,6 +136,17 @@ pub trait ApprovalStore: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<()>;
     async fn decisions(&self, request_id: &str) -> Result<Vec<Decision>>;
+    /// Of `keys` (resource id, action), those with an open request, and its
+    /// id: a cycle skips them instead of spending a refused transaction on
+    /// each. Only an optimisation: `create` still refuses a second request,
+    /// so a store may answer with nothing known.
+    async fn open_requests(
+        &self,
+        keys: &[(String, crate::domain::Action)],
+    ) -> Result<std::collections::HashMap<(String, crate::domain::Action), String>> {
+        let _ = keys;
+        Ok(std::collections::HashMap::new())
+    }
     async fn list(
         &self,
         filter: &ApprovalFilter,
