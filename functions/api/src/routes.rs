@@ -29,6 +29,7 @@ pub enum Op {
     Costs,
     CostForecast,
     GetJob,
+    Accounts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/costs", Op::Costs, V),
     r("GET", "/costs/forecast", Op::CostForecast, V),
     r("GET", "/jobs/{id}", Op::GetJob, V),
+    r("GET", "/accounts", Op::Accounts, V),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 
 from . import (
-    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, query_parser, seed, sqs,
+    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, query_parser, seed, sqs, sts,
 )
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_transactions.install_dynamodb_transaction_patch()
         dynamodb_query.install_dynamodb_query_patch()
         dynamodb_render.install_dynamodb_render_patch()
+        sts.install_sts_assume_role_patch()
         seed._PATCHED = True
 
     # Belongs to SerializedServices (its SQS lock), so installed in every mode.

@@ -148,6 +148,11 @@ impl LocalStack {
             .expect("local stack from template.yaml")
     }
 
+    /// A template parameter's default, as a stack deployed without overrides has it.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        self.template.parameter_default(name)
+    }
+
     pub fn table(&self, logical_id: &str) -> &str {
         self.tables
             .get(logical_id)
@@ -217,7 +222,10 @@ impl LocalStack {
                         .tables
                         .get(target)
                         .cloned()
-                        .or_else(|| self.queues.get(target).map(|q| q.0.clone())),
+                        .or_else(|| self.queues.get(target).map(|q| q.0.clone()))
+                        // A parameter: its default, as a stack deployed
+                        // without overrides has it.
+                        .or_else(|| self.template.parameter_default(target)),
                     "!GetAtt" => {
                         let (id, attr) = target.split_once('.')?;
                         match attr {
