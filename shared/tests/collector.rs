@@ -482,9 +482,15 @@ async fn the_published_shape_is_found(service: Service, namespace: &str) {
     };
     let set = shared::analysis::default_thresholds().unwrap();
     let now = at(T0 + 20 * DAY);
-    let (all, start, end) =
-        shared::cycle::metric_requests(&set, &[shared::domain::Resource::new(service, &id, "us-east-1")], now);
-    let mut requests: Vec<MetricRequest> = all.into_iter().filter(|r| r.namespace == namespace).collect();
+    let (all, start, end) = shared::cycle::metric_requests(
+        &set,
+        &[shared::domain::Resource::new(service, &id, "us-east-1")],
+        now,
+    );
+    let mut requests: Vec<MetricRequest> = all
+        .into_iter()
+        .filter(|r| r.namespace == namespace)
+        .collect();
     assert!(!requests.is_empty(), "no default rule reads {namespace}");
     let mut seen = std::collections::BTreeSet::new();
     let seeds: Vec<SeriesSeed> = requests
@@ -492,9 +498,17 @@ async fn the_published_shape_is_found(service: Service, namespace: &str) {
         .filter(|r| seen.insert((r.metric.clone(), r.dimensions.clone())))
         .map(|r| {
             let dims = published_shape(r);
-            let dims: Vec<(&str, &str)> = dims.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let dims: Vec<(&str, &str)> =
+                dims.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             let points = ((end - start).num_seconds() / HOUR) as usize;
-            SeriesSeed::new(&r.namespace, &r.metric, &dims, start.timestamp(), 3600, vec![5.0; points])
+            SeriesSeed::new(
+                &r.namespace,
+                &r.metric,
+                &dims,
+                start.timestamp(),
+                3600,
+                vec![5.0; points],
+            )
         })
         .collect();
     seed_series(&stack.endpoint, &seeds).await.unwrap();
@@ -563,6 +577,17 @@ async fn aws_dynamodb_series_are_found_in_their_published_shape() {
 
 #[test]
 fn lambda_insights_is_queried_by_function_name_in_lower_case() {
-    let r = MetricRequest::new(Service::Lambda, "f", "LambdaInsights", "memory_utilization", "Maximum", 3600, &[]);
-    assert_eq!(r.dimensions, vec![("function_name".to_string(), "f".to_string())]);
+    let r = MetricRequest::new(
+        Service::Lambda,
+        "f",
+        "LambdaInsights",
+        "memory_utilization",
+        "Maximum",
+        3600,
+        &[],
+    );
+    assert_eq!(
+        r.dimensions,
+        vec![("function_name".to_string(), "f".to_string())]
+    );
 }

@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 const ACCOUNT: &str = "123456789012";
 
 fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
-    config.to_builder().region(Region::new(region.to_string())).build()
+    config
+        .to_builder()
+        .region(Region::new(region.to_string()))
+        .build()
 }
 
 fn unit(account: &str, region: &str) -> Unit {
@@ -32,7 +35,10 @@ fn find<'a>(found: &'a [Resource], service: Service, id: &str) -> &'a Resource {
 }
 
 fn ids(found: &[Resource]) -> Vec<String> {
-    found.iter().map(|r| format!("{}:{}", r.service, r.id)).collect()
+    found
+        .iter()
+        .map(|r| format!("{}:{}", r.service, r.id))
+        .collect()
 }
 
 fn attr<'a>(r: &'a Resource, key: &str) -> &'a serde_json::Value {
@@ -116,7 +122,10 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
         .security_group_ids(&sg_app)
         .tag_specifications(tags(
             ResourceType::Instance,
-            &[("team", "payments"), ("aws:autoscaling:groupName", "web-asg")],
+            &[
+                ("team", "payments"),
+                ("aws:autoscaling:groupName", "web-asg"),
+            ],
         ))
         .send()
         .await
@@ -161,7 +170,12 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
         .master_username("finops")
         .master_user_password("not-a-secret-1")
         .vpc_security_group_ids(&sg_db)
-        .tags(aws_sdk_rds::types::Tag::builder().key("team").value("payments").build())
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("team")
+                .value("payments")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -180,7 +194,12 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
         .cache_node_type("cache.m5.large")
         .engine("redis")
         .num_cache_nodes(1)
-        .tags(aws_sdk_elasticache::types::Tag::builder().key("team").value("search").build())
+        .tags(
+            aws_sdk_elasticache::types::Tag::builder()
+                .key("team")
+                .value("search")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -190,7 +209,13 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
     let table = ddb
         .create_table()
         .table_name(format!("{p}-events"))
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("pk")
@@ -212,7 +237,13 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
                 .build()
                 .unwrap(),
         )
-        .tags(aws_sdk_dynamodb::types::Tag::builder().key("team").value("data").build().unwrap())
+        .tags(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key("team")
+                .value("data")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()
@@ -293,7 +324,12 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
                 .container_port(80)
                 .build(),
         )
-        .tags(aws_sdk_ecs::types::Tag::builder().key("team").value("search").build())
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("team")
+                .value("search")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -312,7 +348,13 @@ async fn create_estate(config: &SdkConfig, region: &str, p: &str, role_arn: &str
         .bucket(format!("{p}-logs"))
         .tagging(
             aws_sdk_s3::types::Tagging::builder()
-                .tag_set(aws_sdk_s3::types::Tag::builder().key("team").value("data").build().unwrap())
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("team")
+                        .value("data")
+                        .build()
+                        .unwrap(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -345,15 +387,23 @@ async fn every_service_is_discovered_with_its_attributes_in_two_regions() {
         // Nothing of the other region.
         assert!(rs.iter().all(|r| r.region == region), "{:?}", ids(rs));
         assert!(rs.iter().all(|r| r.account_id.as_deref() == Some(ACCOUNT)));
-        assert!(rs.iter().all(|r| r.discovered_at.is_some() && r.discovered_by.is_some()));
+        assert!(rs
+            .iter()
+            .all(|r| r.discovered_at.is_some() && r.discovered_by.is_some()));
 
-        let i = rs.iter().find(|r| r.service == Service::Ec2).expect("an instance");
+        let i = rs
+            .iter()
+            .find(|r| r.service == Service::Ec2)
+            .expect("an instance");
         assert_eq!(i.resource_type.as_deref(), Some("m5.xlarge"));
         assert_eq!(attr(i, "state"), "running");
         assert_eq!(attr(i, "lifecycle"), "on-demand");
         assert_eq!(attr(i, "autoScalingGroup"), "web-asg");
         assert_eq!(i.tags.get("team").map(String::as_str), Some("payments"));
-        assert!(i.relations.iter().any(|x| x.kind == relation_kinds::MEMBER_OF && x.target_id == "web-asg"));
+        assert!(i
+            .relations
+            .iter()
+            .any(|x| x.kind == relation_kinds::MEMBER_OF && x.target_id == "web-asg"));
 
         let vols: Vec<&Resource> = rs.iter().filter(|r| r.service == Service::Ebs).collect();
         let gp2 = vols
@@ -364,22 +414,36 @@ async fn every_service_is_discovered_with_its_attributes_in_two_regions() {
         assert_eq!(attr(gp2, "attached"), true);
         assert_eq!(gp2.tags.get("owner").map(String::as_str), Some("data"));
         let rel = &gp2.relations[0];
-        assert_eq!((rel.kind.as_str(), rel.target_id.as_str()), (relation_kinds::ATTACHED_TO, i.id.as_str()));
-        assert!(rel.evidence.as_deref().unwrap().contains("as /dev/sdf"), "{rel:?}");
+        assert_eq!(
+            (rel.kind.as_str(), rel.target_id.as_str()),
+            (relation_kinds::ATTACHED_TO, i.id.as_str())
+        );
+        assert!(
+            rel.evidence.as_deref().unwrap().contains("as /dev/sdf"),
+            "{rel:?}"
+        );
         let io1 = vols
             .iter()
             .find(|v| v.resource_type.as_deref() == Some("io1"))
             .expect("the io1 volume");
-        assert_eq!((attr(io1, "iops"), attr(io1, "attached")), (&serde_json::json!(5000), &serde_json::json!(false)));
+        assert_eq!(
+            (attr(io1, "iops"), attr(io1, "attached")),
+            (&serde_json::json!(5000), &serde_json::json!(false))
+        );
 
         let db = find(rs, Service::Rds, &format!("{p}-orders"));
         assert_eq!(db.resource_type.as_deref(), Some("db.r5.xlarge"));
-        assert_eq!((attr(db, "engine"), attr(db, "multiAz")), (&serde_json::json!("postgres"), &serde_json::json!(true)));
+        assert_eq!(
+            (attr(db, "engine"), attr(db, "multiAz")),
+            (&serde_json::json!("postgres"), &serde_json::json!(true))
+        );
         assert_eq!(attr(db, "allocatedStorageGiB"), 200);
         assert_eq!(db.tags.get("team").map(String::as_str), Some("payments"));
         // Its security group admits the instance's: it depends on it.
         assert!(
-            db.relations.iter().any(|x| x.kind == relation_kinds::ADMITS && x.target_id == i.id),
+            db.relations
+                .iter()
+                .any(|x| x.kind == relation_kinds::ADMITS && x.target_id == i.id),
             "{:?}",
             db.relations
         );
@@ -391,31 +455,60 @@ async fn every_service_is_discovered_with_its_attributes_in_two_regions() {
 
         let cache = find(rs, Service::ElastiCache, &format!("{p}-sessions"));
         assert_eq!(cache.resource_type.as_deref(), Some("cache.m5.large"));
-        assert_eq!((attr(cache, "engine"), attr(cache, "nodes")), (&serde_json::json!("redis"), &serde_json::json!(1)));
+        assert_eq!(
+            (attr(cache, "engine"), attr(cache, "nodes")),
+            (&serde_json::json!("redis"), &serde_json::json!(1))
+        );
         assert_eq!(cache.tags.get("team").map(String::as_str), Some("search"));
 
         let f = find(rs, Service::Lambda, &format!("{p}-ingest"));
         assert_eq!(f.memory_mb, Some(2048));
-        assert_eq!((attr(f, "architecture"), attr(f, "runtime")), (&serde_json::json!("arm64"), &serde_json::json!("provided.al2023")));
+        assert_eq!(
+            (attr(f, "architecture"), attr(f, "runtime")),
+            (
+                &serde_json::json!("arm64"),
+                &serde_json::json!("provided.al2023")
+            )
+        );
         assert_eq!(f.tags.get("team").map(String::as_str), Some("data"));
         let esm = f
             .relations
             .iter()
             .find(|x| x.target_id == format!("{p}-events"))
             .expect("the event source mapping");
-        assert!(esm.evidence.as_deref().unwrap().starts_with("ListEventSourceMappings"));
+        assert!(esm
+            .evidence
+            .as_deref()
+            .unwrap()
+            .starts_with("ListEventSourceMappings"));
 
         let svc = find(rs, Service::Ecs, &format!("{p}-prod/web"));
-        assert_eq!((attr(svc, "cpu"), attr(svc, "memory")), (&serde_json::json!(1024), &serde_json::json!(2048)));
-        assert_eq!((attr(svc, "desiredCount"), attr(svc, "launchType")), (&serde_json::json!(4), &serde_json::json!("FARGATE")));
+        assert_eq!(
+            (attr(svc, "cpu"), attr(svc, "memory")),
+            (&serde_json::json!(1024), &serde_json::json!(2048))
+        );
+        assert_eq!(
+            (attr(svc, "desiredCount"), attr(svc, "launchType")),
+            (&serde_json::json!(4), &serde_json::json!("FARGATE"))
+        );
         assert_eq!(svc.tags.get("team").map(String::as_str), Some("search"));
-        assert!(svc.relations.iter().any(|x| x.kind == relation_kinds::MEMBER_OF && x.target_id == format!("{p}-prod")));
-        assert!(svc.relations.iter().any(|x| x.kind == relation_kinds::REGISTERED_WITH && x.target_id.contains("targetgroup")));
+        assert!(svc
+            .relations
+            .iter()
+            .any(|x| x.kind == relation_kinds::MEMBER_OF && x.target_id == format!("{p}-prod")));
+        assert!(svc
+            .relations
+            .iter()
+            .any(|x| x.kind == relation_kinds::REGISTERED_WITH
+                && x.target_id.contains("targetgroup")));
 
         let t = find(rs, Service::DynamoDb, &format!("{p}-events"));
         assert_eq!(t.resource_type.as_deref(), Some("PROVISIONED"));
         assert_eq!(
-            (attr(t, "provisionedReadCapacityUnits"), attr(t, "provisionedWriteCapacityUnits")),
+            (
+                attr(t, "provisionedReadCapacityUnits"),
+                attr(t, "provisionedWriteCapacityUnits")
+            ),
             (&serde_json::json!(100), &serde_json::json!(50))
         );
         assert_eq!(attr(t, "autoScaling"), true);
@@ -428,21 +521,28 @@ async fn every_service_is_discovered_with_its_attributes_in_two_regions() {
         // Every call counted, and none beyond what pagination needs.
         for (api, min) in &found.minimum_calls {
             let made = found.calls.get(api).copied().unwrap_or(0);
-            assert!(made >= *min && made <= *min + 1, "{api}: {made} calls, minimum {min}; {:?}", found.calls);
+            assert!(
+                made >= *min && made <= *min + 1,
+                "{api}: {made} calls, minimum {min}; {:?}",
+                found.calls
+            );
         }
     }
 }
 
 /// Credentials of `role` in `account`, through STS in the emulator.
 async fn as_account(config: &SdkConfig, account: &str, role: &str) -> SdkConfig {
-    let provider = aws_config::sts::AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/{role}"))
-        .session_name("setup")
-        .configure(config)
-        .build()
-        .await;
+    let provider =
+        aws_config::sts::AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/{role}"))
+            .session_name("setup")
+            .configure(config)
+            .build()
+            .await;
     config
         .to_builder()
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        )
         .build()
 }
 
@@ -505,7 +605,10 @@ async fn an_organization_is_discovered_through_member_roles_and_a_failing_accoun
     for u in &units {
         match estate.discover(u, &[Service::Ec2]).await {
             Ok(d) => {
-                assert!(d.resources.iter().all(|r| r.account_id.as_deref() == Some(u.account_id.as_str())));
+                assert!(d
+                    .resources
+                    .iter()
+                    .all(|r| r.account_id.as_deref() == Some(u.account_id.as_str())));
                 found.insert(u.account_id.clone(), d.resources.len());
             }
             Err(e) => failed.push((u.account_id.clone(), e.to_string())),

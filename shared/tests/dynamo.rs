@@ -369,7 +369,10 @@ async fn overrides_win_field_by_field_and_survive_rediscovery() {
     let targets: Vec<&str> = r.relations.iter().map(|x| x.target_id.as_str()).collect();
     assert_eq!(targets, ["vol-1", "orders-db"]);
     assert_eq!(r.attributes.get("state"), Some(&json!("running")));
-    assert_eq!(r.overridden, ["region", "monthlyCostUsd", "tags", "relations"]);
+    assert_eq!(
+        r.overridden,
+        ["region", "monthlyCostUsd", "tags", "relations"]
+    );
     // A second override of another field keeps the first.
     let mut push = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
     push.resource_type = Some("t3.large".into());

@@ -250,12 +250,27 @@ const DISCOVERY_SDKS: [&str; 8] = [
 fn only_the_processor_links_the_discovery_sdks() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut violations = Vec::new();
-    for function in ["api", "ws-connect", "ws-disconnect", "ws-message", "scheduler"] {
+    for function in [
+        "api",
+        "ws-connect",
+        "ws-disconnect",
+        "ws-message",
+        "scheduler",
+    ] {
         for sdk in DISCOVERY_SDKS {
             // `cargo tree -i` names every path from the function to the
             // crate, and fails when the function's graph has none.
             let out = std::process::Command::new(&cargo)
-                .args(["tree", "--offline", "-e", "normal", "-p", function, "-i", sdk])
+                .args([
+                    "tree",
+                    "--offline",
+                    "-e",
+                    "normal",
+                    "-p",
+                    function,
+                    "-i",
+                    sdk,
+                ])
                 .current_dir(root())
                 .output()
                 .expect("cargo tree runs");

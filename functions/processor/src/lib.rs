@@ -272,12 +272,19 @@ impl Processor {
 
 /// The discovery adapter `config` asks for, over `aws` (whose region is the
 /// home region).
-fn estate_for(config: &Config, aws: &aws_config::SdkConfig) -> Result<Box<dyn Estate>, ConfigError> {
+fn estate_for(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Box<dyn Estate>, ConfigError> {
     let Some(d) = &config.discovery else {
         return Ok(Box::new(NoEstate));
     };
-    let home = aws.region().map_or("us-east-1".to_string(), |r| r.to_string());
-    let scope = d.scope(&home).map_err(|e| ConfigError::Rule(e.to_string()))?;
+    let home = aws
+        .region()
+        .map_or("us-east-1".to_string(), |r| r.to_string());
+    let scope = d
+        .scope(&home)
+        .map_err(|e| ConfigError::Rule(e.to_string()))?;
     Ok(Box::new(AwsEstate::new(aws.clone(), scope)))
 }
 

@@ -24,13 +24,12 @@ impl Notifier for Quiet {
 }
 
 async fn as_account(config: &SdkConfig, account: &str, role: &str) -> SdkConfig {
-    let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
-        "arn:aws:iam::{account}:role/{role}"
-    ))
-    .session_name("setup")
-    .configure(config)
-    .build()
-    .await;
+    let provider =
+        aws_config::sts::AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/{role}"))
+            .session_name("setup")
+            .configure(config)
+            .build()
+            .await;
     config
         .to_builder()
         .credentials_provider(
@@ -129,7 +128,10 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         .as_deref()
         .unwrap()
         .contains("could not assume the member role"));
-    for c in coverage.iter().filter(|c| members[..2].contains(&c.account_id)) {
+    for c in coverage
+        .iter()
+        .filter(|c| members[..2].contains(&c.account_id))
+    {
         assert_eq!((c.resources, c.discovered_at.is_some()), (1, true), "{c:?}");
         assert_eq!(c.calls.get("EC2:DescribeInstances"), Some(&1), "{c:?}");
     }
@@ -151,6 +153,9 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(run.status, RunStatus::Succeeded | RunStatus::Partial), "{run:?}");
+    assert!(
+        matches!(run.status, RunStatus::Succeeded | RunStatus::Partial),
+        "{run:?}"
+    );
     assert_eq!(run.resources_analysed, 4);
 }

@@ -108,7 +108,8 @@ async fn run() -> Result<(), String> {
                 .points
         }
     };
-    let services: std::collections::BTreeSet<_> = estate.resources.iter().map(|r| r.service).collect();
+    let services: std::collections::BTreeSet<_> =
+        estate.resources.iter().map(|r| r.service).collect();
     println!(
         "Created {} resources over {} services through their APIs, with {points} data points (14 days, hourly).",
         estate.resources.len(),

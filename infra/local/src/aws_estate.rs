@@ -119,7 +119,12 @@ pub async fn create(config: &SdkConfig, estate: &mut Estate) -> Result<usize, Lo
                 )
                 .send()
                 .await
-                .map_err(|e| err("security group rule", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    err(
+                        "security group rule",
+                        aws_sdk_ec2::error::DisplayErrorContext(e),
+                    )
+                })?;
             app_sg.insert(team.to_string(), app);
             db_sg.insert(team.to_string(), db);
         }
@@ -162,7 +167,12 @@ pub async fn create(config: &SdkConfig, estate: &mut Estate) -> Result<usize, Lo
                     .device("/dev/sdf")
                     .send()
                     .await
-                    .map_err(|e| err("volume attachment", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| {
+                        err(
+                            "volume attachment",
+                            aws_sdk_ec2::error::DisplayErrorContext(e),
+                        )
+                    })?;
             }
         }
     }
@@ -227,9 +237,13 @@ mod ec2 {
             .ok_or_else(|| err(&r.id, "RunInstances returned no instance"))
     }
 
-    pub(super) async fn volume(ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<String, LocalError> {
+    pub(super) async fn volume(
+        ec2: &aws_sdk_ec2::Client,
+        r: &Resource,
+    ) -> Result<String, LocalError> {
         let ty = VolumeType::from(r.resource_type.as_deref().unwrap_or("gp3"));
-        let iops = matches!(ty, VolumeType::Io1 | VolumeType::Io2).then_some(attr_i32(r, "iops").unwrap_or(3000));
+        let iops = matches!(ty, VolumeType::Io1 | VolumeType::Io2)
+            .then_some(attr_i32(r, "iops").unwrap_or(3000));
         let out = ec2
             .create_volume()
             .availability_zone(format!("{}a", r.region))

@@ -60,7 +60,8 @@ pub async fn create_estate(
     estate: &mut Estate,
     member: Option<&(String, aws_config::SdkConfig)>,
 ) -> Result<Seeded, LocalError> {
-    let in_member = |r: &Resource| member.is_some_and(|(a, _)| r.account_id.as_deref() == Some(a.as_str()));
+    let in_member =
+        |r: &Resource| member.is_some_and(|(a, _)| r.account_id.as_deref() == Some(a.as_str()));
     // Split by account, create each part with its credentials, and join.
     let ids: std::collections::BTreeSet<String> = estate
         .resources
@@ -68,15 +69,22 @@ pub async fn create_estate(
         .filter(|r| in_member(r))
         .map(|r| r.id.clone())
         .collect();
-    let (theirs, ours): (Vec<Resource>, Vec<Resource>) =
-        std::mem::take(&mut estate.resources).into_iter().partition(|r| in_member(r));
+    let (theirs, ours): (Vec<Resource>, Vec<Resource>) = std::mem::take(&mut estate.resources)
+        .into_iter()
+        .partition(|r| in_member(r));
     let (their_series, our_series): (Vec<_>, Vec<_>) = std::mem::take(&mut estate.series)
         .into_iter()
         .partition(|s| s.dimensions.iter().any(|(_, v)| ids.contains(v)));
-    let mut ours = Estate { resources: ours, series: our_series };
+    let mut ours = Estate {
+        resources: ours,
+        series: our_series,
+    };
     crate::aws_estate::create(&stack.config, &mut ours).await?;
     let mut points = seed_by_region(stack, None, &ours).await?;
-    let mut theirs = Estate { resources: theirs, series: their_series };
+    let mut theirs = Estate {
+        resources: theirs,
+        series: their_series,
+    };
     if let Some((account, config)) = member {
         crate::aws_estate::create(config, &mut theirs).await?;
         points += seed_by_region(stack, Some(account), &theirs).await?;
@@ -95,7 +103,11 @@ pub async fn create_estate(
     })
 }
 
-async fn seed_by_region(stack: &LocalStack, account: Option<&str>, estate: &Estate) -> Result<u64, LocalError> {
+async fn seed_by_region(
+    stack: &LocalStack,
+    account: Option<&str>,
+    estate: &Estate,
+) -> Result<u64, LocalError> {
     let region_of: BTreeMap<&str, &str> = estate
         .resources
         .iter()
@@ -139,7 +151,12 @@ pub async fn create_member_account(
         .account_name("finops-demo-member")
         .send()
         .await
-        .map_err(|x| e("member account", aws_sdk_organizations::error::DisplayErrorContext(x).to_string()))?
+        .map_err(|x| {
+            e(
+                "member account",
+                aws_sdk_organizations::error::DisplayErrorContext(x).to_string(),
+            )
+        })?
         .create_account_status
         .ok_or_else(|| e("member account", "no status".into()))?;
     let account = status
@@ -155,7 +172,9 @@ pub async fn create_member_account(
                 .build()
                 .await;
             base.to_builder()
-                .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
                 .build()
         }
     };

@@ -262,7 +262,9 @@ pub(crate) fn resource(service: Service, i: usize) -> Resource {
     let mut resource = inventory(service, &id, i, profile_for(service, i));
     // Databases are used by the service next to them: dependencies.
     if service == Service::Ec2 && i < 30 {
-        resource.relations.push(Relation::new("uses", id_for(Service::Rds, i % 30)));
+        resource
+            .relations
+            .push(Relation::new("uses", id_for(Service::Rds, i % 30)));
     }
     resource
 }

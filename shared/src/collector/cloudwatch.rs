@@ -229,7 +229,11 @@ impl CloudWatchSource {
 
     /// Every dimension set `metric` is published with in `namespace`, all
     /// pages, each sorted by name; reused for [`LISTING_TTL`].
-    async fn dimension_sets(&self, namespace: &str, metric: &str) -> Result<Arc<Vec<Vec<(String, String)>>>> {
+    async fn dimension_sets(
+        &self,
+        namespace: &str,
+        metric: &str,
+    ) -> Result<Arc<Vec<Vec<(String, String)>>>> {
         let key = (namespace.to_string(), metric.to_string());
         if let Ok(cache) = self.listed.lock() {
             if let Some((at, sets)) = cache.get(&key) {

@@ -288,15 +288,27 @@ mod tests {
             d(&[("FunctionName", "f")])
         );
         let listed = vec![
-            d(&[("ImageId", "ami-1"), ("InstanceId", "i-1"), ("InstanceType", "m5.large")]),
+            d(&[
+                ("ImageId", "ami-1"),
+                ("InstanceId", "i-1"),
+                ("InstanceType", "m5.large"),
+            ]),
             d(&[("InstanceId", "i-2")]),
-            d(&[("AutoScalingGroupName", "web"), ("ImageId", "ami-1"), ("InstanceId", "i-1"), ("InstanceType", "m5.large")]),
+            d(&[
+                ("AutoScalingGroupName", "web"),
+                ("ImageId", "ami-1"),
+                ("InstanceId", "i-1"),
+                ("InstanceType", "m5.large"),
+            ]),
         ];
         assert_eq!(
             best_listed_set(&d(&[("InstanceId", "i-1")]), &listed),
             Some(&listed[0])
         );
-        assert_eq!(best_listed_set(&d(&[("InstanceId", "i-2")]), &listed), Some(&listed[1]));
+        assert_eq!(
+            best_listed_set(&d(&[("InstanceId", "i-2")]), &listed),
+            Some(&listed[1])
+        );
         assert_eq!(best_listed_set(&d(&[("InstanceId", "i-3")]), &listed), None);
     }
 

@@ -525,10 +525,12 @@ async fn run_cycle(
     let unit = units.into_iter().next();
     let (resources, unit_source, discover_error) = match &unit {
         None => (discover(ports, &params.services).await?, None, None),
-        Some(u) => match units::discover_unit(ports, &job.id, u, &params.services, true, now).await? {
-            (units::UnitOutcome::Found(r), source) => (r, source, None),
-            (units::UnitOutcome::Failed(e), _) => (Vec::new(), None, Some(e)),
-        },
+        Some(u) => {
+            match units::discover_unit(ports, &job.id, u, &params.services, true, now).await? {
+                (units::UnitOutcome::Found(r), source) => (r, source, None),
+                (units::UnitOutcome::Failed(e), _) => (Vec::new(), None, Some(e)),
+            }
+        }
     };
     tracker
         .finish(StageOutcome {

@@ -107,7 +107,10 @@ pub(crate) async fn discover_unit(
     coverage.discovered_at = Some(now);
     coverage.resources = found.resources.len() as u64;
     for r in &found.resources {
-        *coverage.by_service.entry(r.service.as_str().to_string()).or_default() += 1;
+        *coverage
+            .by_service
+            .entry(r.service.as_str().to_string())
+            .or_default() += 1;
     }
     coverage.calls = found.calls;
     coverage.minimum_calls = found.minimum_calls;

@@ -68,7 +68,12 @@ impl Scope {
     /// From template.yaml's parameters as the processor sees them:
     /// `regions` is `all` or a comma-separated list (empty: `home`), `mode`
     /// is `self` or `organization`.
-    pub fn parse(regions: Option<&str>, mode: Option<&str>, role: Option<&str>, home: &str) -> Result<Scope> {
+    pub fn parse(
+        regions: Option<&str>,
+        mode: Option<&str>,
+        role: Option<&str>,
+        home: &str,
+    ) -> Result<Scope> {
         let regions = match regions.map(str::trim).filter(|r| !r.is_empty()) {
             None => Regions::List(vec![home.to_string()]),
             Some(r) if r.eq_ignore_ascii_case("all") => Regions::All,
@@ -128,9 +133,7 @@ fn is_region_name(name: &str) -> bool {
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .is_ok()
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 /// The discovery port.
@@ -189,12 +192,12 @@ pub fn unit_error_text(unit: &Unit, e: &Error) -> String {
             unit.account_id
         )
     } else if text.contains("AccessDenied") || text.contains("UnauthorizedOperation") {
-        format!(
-            "access denied while discovering {unit} (check the role's read-only permissions)"
-        )
+        format!("access denied while discovering {unit} (check the role's read-only permissions)")
     } else {
         match e {
-            Error::Unavailable(_) => format!("a service of {unit} was unavailable; retried next cycle"),
+            Error::Unavailable(_) => {
+                format!("a service of {unit} was unavailable; retried next cycle")
+            }
             _ => format!("discovery of {unit} failed"),
         }
     }
@@ -209,7 +212,13 @@ mod tests {
         let s = Scope::parse(None, None, None, "eu-west-1").unwrap();
         assert_eq!(s.regions, Regions::List(vec!["eu-west-1".into()]));
         assert_eq!(s.accounts, AccountsMode::SelfOnly);
-        let s = Scope::parse(Some(" us-east-1, eu-west-1,us-east-1"), Some("organization"), Some("FinOpsMember"), "x").unwrap();
+        let s = Scope::parse(
+            Some(" us-east-1, eu-west-1,us-east-1"),
+            Some("organization"),
+            Some("FinOpsMember"),
+            "x",
+        )
+        .unwrap();
         assert_eq!(
             s.regions,
             Regions::List(vec!["us-east-1".into(), "eu-west-1".into()])
@@ -220,7 +229,12 @@ mod tests {
                 role_name: "FinOpsMember".into()
             }
         );
-        assert_eq!(Scope::parse(Some("ALL"), Some("self"), None, "x").unwrap().regions, Regions::All);
+        assert_eq!(
+            Scope::parse(Some("ALL"), Some("self"), None, "x")
+                .unwrap()
+                .regions,
+            Regions::All
+        );
         assert!(Scope::parse(Some("us-east"), None, None, "x").is_err());
         assert!(Scope::parse(Some("us-east-1;rm"), None, None, "x").is_err());
         assert!(Scope::parse(None, Some("organization"), None, "x").is_err());

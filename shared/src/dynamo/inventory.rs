@@ -214,7 +214,10 @@ impl InventoryStore for DynamoInventory {
         let written = by_id.len();
         // The futures first: a closure from a borrowed item to a future
         // borrowing it is not general enough for async_trait's Send check.
-        let writes: Vec<_> = by_id.into_values().map(|r| self.write_override(r)).collect();
+        let writes: Vec<_> = by_id
+            .into_values()
+            .map(|r| self.write_override(r))
+            .collect();
         stream::iter(writes)
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()
@@ -230,7 +233,10 @@ impl InventoryStore for DynamoInventory {
         let written = by_id.len();
         // The futures first: a closure from a borrowed item to a future
         // borrowing it is not general enough for async_trait's Send check.
-        let writes: Vec<_> = by_id.into_values().map(|r| self.write_discovered(r)).collect();
+        let writes: Vec<_> = by_id
+            .into_values()
+            .map(|r| self.write_discovered(r))
+            .collect();
         stream::iter(writes)
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()

@@ -6,7 +6,11 @@ use crate::LocalError;
 use aws_config::SdkConfig;
 use shared::domain::Resource;
 
-pub(super) async fn rds(c: &SdkConfig, r: &Resource, sg: Option<&String>) -> Result<(), LocalError> {
+pub(super) async fn rds(
+    c: &SdkConfig,
+    r: &Resource,
+    sg: Option<&String>,
+) -> Result<(), LocalError> {
     let tags: Vec<aws_sdk_rds::types::Tag> = r
         .tags
         .iter()
@@ -34,7 +38,12 @@ pub(super) async fn cache(c: &SdkConfig, r: &Resource) -> Result<(), LocalError>
     let tags: Vec<aws_sdk_elasticache::types::Tag> = r
         .tags
         .iter()
-        .map(|(k, v)| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build())
+        .map(|(k, v)| {
+            aws_sdk_elasticache::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
         .collect();
     aws_sdk_elasticache::Client::new(c)
         .create_cache_cluster()
@@ -185,8 +194,16 @@ pub(super) async fn table(c: &SdkConfig, r: &Resource) -> Result<(), LocalError>
         Some("PAY_PER_REQUEST") => create.billing_mode(BillingMode::PayPerRequest),
         _ => create.provisioned_throughput(
             ProvisionedThroughput::builder()
-                .read_capacity_units(attr_i32(r, "provisionedReadCapacityUnits").unwrap_or(100).into())
-                .write_capacity_units(attr_i32(r, "provisionedWriteCapacityUnits").unwrap_or(100).into())
+                .read_capacity_units(
+                    attr_i32(r, "provisionedReadCapacityUnits")
+                        .unwrap_or(100)
+                        .into(),
+                )
+                .write_capacity_units(
+                    attr_i32(r, "provisionedWriteCapacityUnits")
+                        .unwrap_or(100)
+                        .into(),
+                )
                 .build()
                 .map_err(|e| err(&r.id, e))?,
         ),

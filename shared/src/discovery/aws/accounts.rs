@@ -34,7 +34,11 @@ pub(super) async fn active_accounts(base: &SdkConfig) -> Result<Vec<String>> {
     let mut ids: Vec<String> = pages
         .into_iter()
         .flat_map(|p| p.accounts.unwrap_or_default())
-        .filter(|a| a.status.as_ref().is_none_or(|s| *s == AccountStatus::Active))
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .is_none_or(|s| *s == AccountStatus::Active)
+        })
         .filter_map(|a| a.id)
         .collect();
     ids.sort();
@@ -58,13 +62,10 @@ pub(super) async fn assume_member_role(
         .configure(base)
         .build()
         .await;
-    provider
-        .provide_credentials()
-        .await
-        .map_err(|e| {
-            tracing::warn!(account, role = %arn, error = %e, "AssumeRole failed");
-            Error::Internal(format!("AssumeRole {arn}: {e}"))
-        })?;
+    provider.provide_credentials().await.map_err(|e| {
+        tracing::warn!(account, role = %arn, error = %e, "AssumeRole failed");
+        Error::Internal(format!("AssumeRole {arn}: {e}"))
+    })?;
     Ok(base
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(provider))

@@ -34,16 +34,17 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         .try_collect()
         .await
         .map_err(|e| Error::from_sdk("ListTables", e))?;
-    let targets: Vec<ScalableTarget> = aws_sdk_applicationautoscaling::Client::from_conf(scaling_config)
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Dynamodb)
-        .max_results(TARGETS_PAGE as i32)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| Error::from_sdk("DescribeScalableTargets", e))?;
+    let targets: Vec<ScalableTarget> =
+        aws_sdk_applicationautoscaling::Client::from_conf(scaling_config)
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Dynamodb)
+            .max_results(TARGETS_PAGE as i32)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeScalableTargets", e))?;
     // Tables (not indexes) with a scalable dimension: `table/<name>`.
     let scaled: BTreeSet<String> = targets
         .iter()
@@ -86,7 +87,10 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
     let minimum = BTreeMap::from([
         ("DynamoDB:ListTables".to_string(), pages(names.len(), PAGE)),
         ("DynamoDB:DescribeTable".to_string(), names.len() as u64),
-        ("DynamoDB:ListTagsOfResource".to_string(), names.len() as u64),
+        (
+            "DynamoDB:ListTagsOfResource".to_string(),
+            names.len() as u64,
+        ),
         (
             "ApplicationAutoScaling:DescribeScalableTargets".to_string(),
             pages(targets.len(), TARGETS_PAGE),

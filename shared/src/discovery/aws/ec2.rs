@@ -98,7 +98,10 @@ pub(super) async fn discover(c: &UnitClients, instances: bool, volumes: bool) ->
         .try_collect()
         .await
         .map_err(|e| Error::from_sdk("DescribeSecurityGroups", e))?;
-    minimum.insert("EC2:DescribeSecurityGroups".into(), pages(groups.len(), PAGE));
+    minimum.insert(
+        "EC2:DescribeSecurityGroups".into(),
+        pages(groups.len(), PAGE),
+    );
     let security_groups = groups
         .iter()
         .filter_map(|g| {
@@ -152,16 +155,22 @@ fn instance(c: &UnitClients, i: &Instance) -> Option<Resource> {
     if let Some(az) = i.placement().and_then(|p| p.availability_zone()) {
         a.insert("availabilityZone".into(), json!(az));
     }
-    let groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
     a.insert(SECURITY_GROUPS.into(), json!(groups));
     let mut volumes = Vec::new();
     for m in i.block_device_mappings() {
         if let Some(v) = m.ebs().and_then(|e| e.volume_id()) {
             volumes.push(v.to_string());
-            r.relations.push(Relation::new(relation_kinds::USES, v).with_evidence(format!(
-                "DescribeInstances: {id} has {v} at {}",
-                m.device_name().unwrap_or("?")
-            )));
+            r.relations.push(
+                Relation::new(relation_kinds::USES, v).with_evidence(format!(
+                    "DescribeInstances: {id} has {v} at {}",
+                    m.device_name().unwrap_or("?")
+                )),
+            );
         }
     }
     r.attributes.insert("volumes".into(), json!(volumes));

@@ -51,7 +51,10 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
             .map_err(|e| Error::from_sdk("ListServices", e))?;
         min_list_services += pages(arns.len(), PAGE);
         min_describe += arns.len().div_ceil(DESCRIBE_BATCH) as u64;
-        let batches: Vec<Vec<String>> = arns.chunks(DESCRIBE_BATCH).map(<[String]>::to_vec).collect();
+        let batches: Vec<Vec<String>> = arns
+            .chunks(DESCRIBE_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
         let described: Vec<Vec<EcsService>> = stream::iter(batches)
             .map(|batch| {
                 let client = client.clone();
@@ -101,7 +104,10 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         ("ECS:ListClusters".to_string(), pages(clusters.len(), PAGE)),
         ("ECS:ListServices".to_string(), min_list_services),
         ("ECS:DescribeServices".to_string(), min_describe),
-        ("ECS:DescribeTaskDefinition".to_string(), task_defs.len() as u64),
+        (
+            "ECS:DescribeTaskDefinition".to_string(),
+            task_defs.len() as u64,
+        ),
     ]);
     let resources = services
         .iter()
@@ -110,7 +116,11 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
     Ok((resources, minimum))
 }
 
-fn service(c: &UnitClients, s: &EcsService, defs: &HashMap<String, TaskDefinition>) -> Option<Resource> {
+fn service(
+    c: &UnitClients,
+    s: &EcsService,
+    defs: &HashMap<String, TaskDefinition>,
+) -> Option<Resource> {
     let name = s.service_name()?;
     let cluster = name_of(s.cluster_arn()?);
     let id = format!("{cluster}/{name}");
@@ -122,7 +132,10 @@ fn service(c: &UnitClients, s: &EcsService, defs: &HashMap<String, TaskDefinitio
         .collect();
     let a = &mut r.attributes;
     a.insert("cluster".into(), json!(cluster));
-    a.insert("launchType".into(), json!(s.launch_type().map(|l| l.as_str())));
+    a.insert(
+        "launchType".into(),
+        json!(s.launch_type().map(|l| l.as_str())),
+    );
     a.insert("desiredCount".into(), json!(s.desired_count()));
     a.insert("runningCount".into(), json!(s.running_count()));
     a.insert("taskDefinition".into(), json!(s.task_definition()));
@@ -136,7 +149,8 @@ fn service(c: &UnitClients, s: &EcsService, defs: &HashMap<String, TaskDefinitio
             r.memory_mb = Some(mem);
         }
         if let Some(arch) = def.runtime_platform().and_then(|p| p.cpu_architecture()) {
-            r.attributes.insert("cpuArchitecture".into(), json!(arch.as_str()));
+            r.attributes
+                .insert("cpuArchitecture".into(), json!(arch.as_str()));
         }
     }
     let groups: Vec<&str> = s
@@ -146,18 +160,19 @@ fn service(c: &UnitClients, s: &EcsService, defs: &HashMap<String, TaskDefinitio
         .unwrap_or_default();
     r.attributes.insert(SECURITY_GROUPS.into(), json!(groups));
     r.relations.push(
-        Relation::new(relation_kinds::MEMBER_OF, cluster)
-            .with_evidence(format!("DescribeServices: {name} runs in cluster {cluster}")),
+        Relation::new(relation_kinds::MEMBER_OF, cluster).with_evidence(format!(
+            "DescribeServices: {name} runs in cluster {cluster}"
+        )),
     );
     for lb in s.load_balancers() {
         if let Some(tg) = lb.target_group_arn() {
-            r.relations.push(Relation::new(relation_kinds::REGISTERED_WITH, tg).with_evidence(
-                format!(
+            r.relations.push(
+                Relation::new(relation_kinds::REGISTERED_WITH, tg).with_evidence(format!(
                     "DescribeServices: {name} registers {}:{} with {tg}",
                     lb.container_name().unwrap_or("?"),
                     lb.container_port().unwrap_or_default()
-                ),
-            ));
+                )),
+            );
         }
     }
     Some(r)

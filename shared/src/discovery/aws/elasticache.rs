@@ -45,14 +45,18 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         for ng in g.node_groups() {
             for m in ng.node_group_members() {
                 if m.current_role() == Some("primary") {
-                    if let (Some(gid), Some(cid)) = (g.replication_group_id(), m.cache_cluster_id()) {
+                    if let (Some(gid), Some(cid)) = (g.replication_group_id(), m.cache_cluster_id())
+                    {
                         primary_of.insert(gid.to_string(), cid.to_string());
                     }
                 }
             }
         }
     }
-    let arns: Vec<Option<String>> = clusters.iter().map(|k| k.arn().map(str::to_string)).collect();
+    let arns: Vec<Option<String>> = clusters
+        .iter()
+        .map(|k| k.arn().map(str::to_string))
+        .collect();
     let tag_calls = arns.iter().flatten().count();
     let tags: Vec<BTreeMap<String, String>> = stream::iter(arns)
         .map(|arn| {
@@ -70,7 +74,9 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
                 Ok::<_, Error>(
                     out.tag_list()
                         .iter()
-                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                        .filter_map(|t| {
+                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                        })
                         .collect(),
                 )
             }
@@ -79,9 +85,18 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         .try_collect()
         .await?;
     let minimum = BTreeMap::from([
-        ("ElastiCache:DescribeCacheClusters".to_string(), pages(clusters.len(), PAGE)),
-        ("ElastiCache:DescribeReplicationGroups".to_string(), pages(groups.len(), PAGE)),
-        ("ElastiCache:ListTagsForResource".to_string(), tag_calls as u64),
+        (
+            "ElastiCache:DescribeCacheClusters".to_string(),
+            pages(clusters.len(), PAGE),
+        ),
+        (
+            "ElastiCache:DescribeReplicationGroups".to_string(),
+            pages(groups.len(), PAGE),
+        ),
+        (
+            "ElastiCache:ListTagsForResource".to_string(),
+            tag_calls as u64,
+        ),
     ]);
     let resources = clusters
         .iter()
@@ -98,7 +113,11 @@ fn cluster(
     primary_of: &HashMap<String, String>,
 ) -> Option<Resource> {
     let id = k.cache_cluster_id()?;
-    let mut r = c.resource(Service::ElastiCache, id, "elasticache:DescribeCacheClusters");
+    let mut r = c.resource(
+        Service::ElastiCache,
+        id,
+        "elasticache:DescribeCacheClusters",
+    );
     r.resource_type = k.cache_node_type().map(str::to_string);
     r.tags = tags;
     let a = &mut r.attributes;

@@ -63,8 +63,14 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         .try_collect()
         .await?;
     let minimum = BTreeMap::from([
-        ("Lambda:ListFunctions".to_string(), pages(functions.len(), FUNCTIONS_PAGE)),
-        ("Lambda:ListEventSourceMappings".to_string(), pages(mappings.len(), MAPPINGS_PAGE)),
+        (
+            "Lambda:ListFunctions".to_string(),
+            pages(functions.len(), FUNCTIONS_PAGE),
+        ),
+        (
+            "Lambda:ListEventSourceMappings".to_string(),
+            pages(mappings.len(), MAPPINGS_PAGE),
+        ),
         ("Lambda:ListTags".to_string(), tag_calls),
     ]);
     let resources = functions
@@ -99,18 +105,21 @@ fn function(
 ) -> Option<Resource> {
     let name = f.function_name()?;
     let mut r = c.resource(Service::Lambda, name, "lambda:ListFunctions");
-    r.memory_mb = f.memory_size().and_then(|m| u32::try_from(m).ok()).filter(|m| *m > 0);
+    r.memory_mb = f
+        .memory_size()
+        .and_then(|m| u32::try_from(m).ok())
+        .filter(|m| *m > 0);
     r.tags = tags;
-    let arch = f
-        .architectures()
-        .first()
-        .map_or("x86_64", |a| a.as_str());
+    let arch = f.architectures().first().map_or("x86_64", |a| a.as_str());
     let a = &mut r.attributes;
     a.insert("memorySize".into(), json!(f.memory_size()));
     a.insert("architecture".into(), json!(arch));
     a.insert("runtime".into(), json!(f.runtime().map(|r| r.as_str())));
     a.insert("timeout".into(), json!(f.timeout()));
-    a.insert("packageType".into(), json!(f.package_type().map(|p| p.as_str())));
+    a.insert(
+        "packageType".into(),
+        json!(f.package_type().map(|p| p.as_str())),
+    );
     let groups: Vec<&str> = f
         .vpc_config()
         .map(|v| v.security_group_ids().iter().map(String::as_str).collect())
@@ -128,11 +137,13 @@ fn function(
         if r.relations.iter().any(|x| x.target_id == target) {
             continue;
         }
-        r.relations.push(Relation::new(relation_kinds::USES, target).with_evidence(format!(
-            "ListEventSourceMappings: {} maps {source} to {name} ({})",
-            m.uuid().unwrap_or("?"),
-            m.state().unwrap_or("?")
-        )));
+        r.relations.push(
+            Relation::new(relation_kinds::USES, target).with_evidence(format!(
+                "ListEventSourceMappings: {} maps {source} to {name} ({})",
+                m.uuid().unwrap_or("?"),
+                m.state().unwrap_or("?")
+            )),
+        );
     }
     Some(r)
 }
@@ -148,7 +159,10 @@ mod tests {
             "orders"
         );
         assert_eq!(source_id("arn:aws:sqs:us-east-1:1:jobs"), "jobs");
-        assert_eq!(source_id("arn:aws:kinesis:us-east-1:1:stream/clicks"), "clicks");
+        assert_eq!(
+            source_id("arn:aws:kinesis:us-east-1:1:stream/clicks"),
+            "clicks"
+        );
         assert_eq!(source_id("arn:aws:kafka:x"), "arn:aws:kafka:x");
     }
 }

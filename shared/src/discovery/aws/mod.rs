@@ -102,7 +102,8 @@ impl AwsEstate {
                 let own = self.own_account().await?;
                 let c = match &self.scope.accounts {
                     AccountsMode::Organization { role_name } if unit.account_id != own => {
-                        accounts::assume_member_role(&self.base, &unit.account_id, role_name).await?
+                        accounts::assume_member_role(&self.base, &unit.account_id, role_name)
+                            .await?
                     }
                     _ => self.base.clone(),
                 };
@@ -161,7 +162,8 @@ impl Estate for AwsEstate {
         // in parallel instead.
         let mut resources: Vec<Resource> = Vec::new();
         let mut groups: Vec<ec2::SecurityGroupRefs> = Vec::new();
-        if has(Service::Ec2) || has(Service::Ebs) || has(Service::Rds) || has(Service::ElastiCache) {
+        if has(Service::Ec2) || has(Service::Ebs) || has(Service::Rds) || has(Service::ElastiCache)
+        {
             let found = ec2::discover(&clients, has(Service::Ec2), has(Service::Ebs)).await?;
             resources.extend(found.resources);
             groups = found.security_groups;
@@ -259,12 +261,11 @@ fn link_security_groups(resources: &mut [Resource], groups: &[ec2::SecurityGroup
                         continue;
                     }
                     r.relations.push(
-                        Relation::new(relation_kinds::ADMITS, other.clone()).with_evidence(
-                            format!(
-                                "DescribeSecurityGroups: {own} (on {}) admits {source} (on {other})",
-                                r.id
-                            ),
-                        ),
+                        Relation::new(relation_kinds::ADMITS, other.clone())
+                            .with_evidence(format!(
+                            "DescribeSecurityGroups: {own} (on {}) admits {source} (on {other})",
+                            r.id
+                        )),
                     );
                     added += 1;
                 }
@@ -293,11 +294,15 @@ mod tests {
     #[test]
     fn a_database_admitting_an_instance_group_depends_on_the_instance() {
         let mut db = Resource::new(Service::Rds, "orders", "us-east-1");
-        db.attributes.insert(SECURITY_GROUPS.into(), json!(["sg-db"]));
+        db.attributes
+            .insert(SECURITY_GROUPS.into(), json!(["sg-db"]));
         let mut app = Resource::new(Service::Ec2, "i-1", "us-east-1");
-        app.attributes.insert(SECURITY_GROUPS.into(), json!(["sg-app"]));
+        app.attributes
+            .insert(SECURITY_GROUPS.into(), json!(["sg-app"]));
         let mut other = Resource::new(Service::Ec2, "i-2", "us-east-1");
-        other.attributes.insert(SECURITY_GROUPS.into(), json!(["sg-other"]));
+        other
+            .attributes
+            .insert(SECURITY_GROUPS.into(), json!(["sg-other"]));
         let mut all = vec![db, app, other];
         let groups = vec![ec2::SecurityGroupRefs {
             group_id: "sg-db".into(),

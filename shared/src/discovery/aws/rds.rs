@@ -24,8 +24,14 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
         .try_collect()
         .await
         .map_err(|e| Error::from_sdk("DescribeDBInstances", e))?;
-    let minimum = BTreeMap::from([("RDS:DescribeDBInstances".to_string(), pages(found.len(), PAGE))]);
-    Ok((found.iter().filter_map(|d| instance(c, d)).collect(), minimum))
+    let minimum = BTreeMap::from([(
+        "RDS:DescribeDBInstances".to_string(),
+        pages(found.len(), PAGE),
+    )]);
+    Ok((
+        found.iter().filter_map(|d| instance(c, d)).collect(),
+        minimum,
+    ))
 }
 
 fn instance(c: &UnitClients, d: &DbInstance) -> Option<Resource> {
@@ -51,7 +57,10 @@ fn instance(c: &UnitClients, d: &DbInstance) -> Option<Resource> {
         .filter_map(|g| g.vpc_security_group_id())
         .collect();
     a.insert(SECURITY_GROUPS.into(), json!(groups));
-    a.insert("readReplicas".into(), json!(d.read_replica_db_instance_identifiers()));
+    a.insert(
+        "readReplicas".into(),
+        json!(d.read_replica_db_instance_identifiers()),
+    );
     if let Some(source) = d.read_replica_source_db_instance_identifier() {
         // The source may be an ARN (a cross-region replica); the inventory
         // knows it by its identifier.

@@ -135,7 +135,8 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
             r.region = f.region;
             r.resource_type = Some("STANDARD".into());
             r.tags = f.tags;
-            r.attributes.insert("lifecycleRules".into(), json!(f.lifecycle));
+            r.attributes
+                .insert("lifecycleRules".into(), json!(f.lifecycle));
             r
         })
         .collect();
