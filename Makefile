@@ -35,6 +35,7 @@ SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 # informational checks and the serverless rules, then SAM's own validation.
 lint:
 	$(VENV)/bin/cfn-lint --include-checks I -a cfn_lint_serverless.rules -- template.yaml
+	$(VENV)/bin/cfn-lint --include-checks I -- infra/member-role.yaml
 	$(SAM_ENV) $(VENV)/bin/sam validate --lint
 
 ## sam build with the x86_64 profile (no aarch64 toolchain here): cargo

@@ -249,10 +249,8 @@ fn related_estate(n: usize) -> (Vec<Resource>, Vec<Recommendation>) {
             let links = (rng.next() * 3.0) as usize;
             for _ in 0..links {
                 let target = (rng.next() * n as f64) as usize;
-                r.relations.push(Relation {
-                    kind: "uses".into(),
-                    target_id: format!("r-{target:06}"),
-                });
+                r.relations
+                    .push(Relation::new("uses", format!("r-{target:06}")));
             }
             r
         })

@@ -12,6 +12,7 @@ pub mod collector;
 pub mod config;
 pub mod costs;
 pub mod cycle;
+pub mod discovery;
 pub mod domain;
 pub mod dynamo;
 pub mod error;

@@ -457,3 +457,137 @@ async fn percentiles_and_averages_come_back_right() {
         .is_empty());
     assert_eq!(src.calls().get_metric_data, 1);
 }
+
+/// The dimension set AWS publishes a series with: the collector's derived
+/// identity, plus what the CloudWatch agent appends in its default
+/// configuration (`ImageId`, `InstanceType`) to `mem_used_percent`.
+fn published_shape(r: &MetricRequest) -> Vec<(String, String)> {
+    let mut dims = r.dimensions.clone();
+    if r.namespace == "CWAgent" {
+        dims.push(("ImageId".into(), "ami-12c6146b".into()));
+        dims.push(("InstanceType".into(), "m5.large".into()));
+        dims.sort();
+    }
+    dims
+}
+
+/// Seeds every series the default rules read for one resource of `service`
+/// under `namespace`, in the shape AWS publishes, and checks the cycle's own
+/// requests (resolved as the cycle resolves them) find every point.
+async fn the_published_shape_is_found(service: Service, namespace: &str) {
+    let stack = LocalStack::isolated().await;
+    let id = match service {
+        Service::Ecs => format!("{}-cl/{}-svc", stack.prefix, stack.prefix),
+        _ => format!("{}-{}", stack.prefix, service),
+    };
+    let set = shared::analysis::default_thresholds().unwrap();
+    let now = at(T0 + 20 * DAY);
+    let (all, start, end) = shared::cycle::metric_requests(
+        &set,
+        &[shared::domain::Resource::new(service, &id, "us-east-1")],
+        now,
+    );
+    let mut requests: Vec<MetricRequest> = all
+        .into_iter()
+        .filter(|r| r.namespace == namespace)
+        .collect();
+    assert!(!requests.is_empty(), "no default rule reads {namespace}");
+    let mut seen = std::collections::BTreeSet::new();
+    let seeds: Vec<SeriesSeed> = requests
+        .iter()
+        .filter(|r| seen.insert((r.metric.clone(), r.dimensions.clone())))
+        .map(|r| {
+            let dims = published_shape(r);
+            let dims: Vec<(&str, &str)> =
+                dims.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let points = ((end - start).num_seconds() / HOUR) as usize;
+            SeriesSeed::new(
+                &r.namespace,
+                &r.metric,
+                &dims,
+                start.timestamp(),
+                3600,
+                vec![5.0; points],
+            )
+        })
+        .collect();
+    seed_series(&stack.endpoint, &seeds).await.unwrap();
+    let cw = source(&stack);
+    cw.resolve(&mut requests).await.unwrap();
+    let series = cw.fetch(&requests, start, end).await.unwrap();
+    for (r, s) in requests.iter().zip(&series) {
+        assert!(
+            !s.points.is_empty(),
+            "{namespace} {} {:?}: no point found",
+            r.metric,
+            r.dimensions
+        );
+    }
+}
+
+#[tokio::test]
+async fn aws_ec2_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::Ec2, "AWS/EC2").await;
+}
+
+#[tokio::test]
+async fn cwagent_series_are_found_with_the_dimensions_the_agent_appends() {
+    the_published_shape_is_found(Service::Ec2, "CWAgent").await;
+}
+
+#[tokio::test]
+async fn aws_ebs_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::Ebs, "AWS/EBS").await;
+}
+
+#[tokio::test]
+async fn aws_rds_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::Rds, "AWS/RDS").await;
+}
+
+#[tokio::test]
+async fn aws_elasticache_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::ElastiCache, "AWS/ElastiCache").await;
+}
+
+#[tokio::test]
+async fn aws_lambda_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::Lambda, "AWS/Lambda").await;
+}
+
+#[tokio::test]
+async fn lambda_insights_series_are_found_under_function_name() {
+    the_published_shape_is_found(Service::Lambda, "LambdaInsights").await;
+}
+
+#[tokio::test]
+async fn aws_ecs_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::Ecs, "AWS/ECS").await;
+}
+
+#[tokio::test]
+async fn aws_s3_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::S3, "AWS/S3").await;
+}
+
+#[tokio::test]
+async fn aws_dynamodb_series_are_found_in_their_published_shape() {
+    the_published_shape_is_found(Service::DynamoDb, "AWS/DynamoDB").await;
+}
+
+#[test]
+fn lambda_insights_is_queried_by_function_name_in_lower_case() {
+    let r = MetricRequest::new(
+        Service::Lambda,
+        "f",
+        "LambdaInsights",
+        "memory_utilization",
+        "Maximum",
+        3600,
+        &[],
+    );
+    assert_eq!(
+        r.dimensions,
+        vec![("function_name".to_string(), "f".to_string())]
+    );
+}

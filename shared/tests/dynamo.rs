@@ -289,15 +289,27 @@ async fn every_stored_type_round_trips() {
     resource.memory_mb = Some(8192);
     resource.monthly_cost_usd = Some(124.1);
     resource.tags = BTreeMap::from([("team".to_string(), "core".to_string())]);
-    resource.relations = vec![Relation {
-        kind: "used_by".into(),
-        target_id: "i-1".into(),
-    }];
+    resource.relations = vec![Relation::new("used_by", "i-1")];
     resource.attributes = BTreeMap::from([("multiAz".to_string(), json!(true))]);
     inventory
         .upsert(std::slice::from_ref(&resource))
         .await
         .unwrap();
+    // Pushed fields are overrides, and say so.
+    let resource = Resource {
+        overridden: [
+            "region",
+            "resourceType",
+            "memoryMb",
+            "monthlyCostUsd",
+            "tags",
+            "relations",
+            "attributes",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..resource
+    };
     assert_eq!(inventory.get("db-1").await.unwrap().unwrap(), resource);
     let by_tag = inventory
         .list(
@@ -311,6 +323,79 @@ async fn every_stored_type_round_trips() {
         .await
         .unwrap();
     assert_eq!(by_tag.items, vec![resource]);
+}
+
+#[tokio::test]
+async fn overrides_win_field_by_field_and_survive_rediscovery() {
+    let stack = LocalStack::isolated().await;
+    let inventory = DynamoInventory::new(ddb(&stack), stack.table("InventoryTable"), codec());
+    let at = Utc::now();
+    let discovered = |ty: &str, team: &str| {
+        let mut r = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
+        r.account_id = Some("123456789012".into());
+        r.resource_type = Some(ty.into());
+        r.tags = BTreeMap::from([
+            ("team".to_string(), team.to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]);
+        r.relations = vec![Relation::new("attached_to", "vol-1").with_evidence("DescribeVolumes")];
+        r.attributes = BTreeMap::from([("state".to_string(), json!("running"))]);
+        r.discovered_at = Some(at);
+        r.discovered_by = Some("ec2:DescribeInstances".into());
+        r
+    };
+    inventory
+        .record_discovered(&[discovered("m5.xlarge", "payments")])
+        .await
+        .unwrap();
+    // A person says who owns it and what it costs; the type stays discovered.
+    let mut push = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
+    push.monthly_cost_usd = Some(140.0);
+    push.tags = BTreeMap::from([("owner".to_string(), "ana".to_string())]);
+    push.relations = vec![Relation::new("uses", "orders-db")];
+    inventory.upsert(&[push]).await.unwrap();
+    // Rediscovery: the type changed, the team tag too; the override stays.
+    inventory
+        .record_discovered(&[discovered("m5.large", "search")])
+        .await
+        .unwrap();
+    let r = inventory.get("i-ov").await.unwrap().unwrap();
+    assert_eq!(r.resource_type.as_deref(), Some("m5.large"));
+    assert_eq!(r.monthly_cost_usd, Some(140.0));
+    assert_eq!(r.tags.get("owner").map(String::as_str), Some("ana"));
+    assert_eq!(r.tags.get("team").map(String::as_str), Some("search"));
+    assert_eq!(r.tags.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(r.account_id.as_deref(), Some("123456789012"));
+    assert_eq!(r.discovered_by.as_deref(), Some("ec2:DescribeInstances"));
+    let targets: Vec<&str> = r.relations.iter().map(|x| x.target_id.as_str()).collect();
+    assert_eq!(targets, ["vol-1", "orders-db"]);
+    assert_eq!(r.attributes.get("state"), Some(&json!("running")));
+    assert_eq!(
+        r.overridden,
+        ["region", "monthlyCostUsd", "tags", "relations"]
+    );
+    // A second override of another field keeps the first.
+    let mut push = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
+    push.resource_type = Some("t3.large".into());
+    inventory.upsert(&[push]).await.unwrap();
+    let r = inventory.get("i-ov").await.unwrap().unwrap();
+    assert_eq!(r.resource_type.as_deref(), Some("t3.large"));
+    assert_eq!(r.monthly_cost_usd, Some(140.0));
+    // The tag filter sees overridden tags as well as discovered ones.
+    for tag in ["owner=ana", "team=search"] {
+        let page = inventory
+            .list(
+                &InventoryFilter {
+                    service: Some(Service::Ec2),
+                    tag: Some(tag.into()),
+                },
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{tag}");
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ fn shard(job: &str, index: u32, of: u32, resources: usize) -> JobMessage {
                 .map(|i| Resource::new(Service::Ec2, format!("i-{index}-{i:05}"), "us-east-1"))
                 .collect(),
             lease_owner: format!("{job}:owner"),
+            unit: None,
+            discover: false,
         }),
     }
 }

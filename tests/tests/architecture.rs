@@ -199,8 +199,10 @@ fn only_the_config_module_reads_the_environment() {
 /// Where an AWS SDK type may appear: the core's adapters, each function's
 /// wiring (the one constructor that builds its clients), and the local stack,
 /// which plays AWS.
-const SDK_ALLOWED: [&str; 12] = [
+const SDK_ALLOWED: [&str; 13] = [
     "shared/src/dynamo/",
+    // The discovery adapters (shared's `discovery` feature).
+    "shared/src/discovery/aws/",
     "shared/src/queue/sqs.rs",
     "shared/src/collector/cloudwatch.rs",
     "shared/src/costs/explorer.rs",
@@ -227,6 +229,60 @@ fn aws_sdk_types_stay_in_adapters_and_wiring() {
                 .filter(|s| !SDK_ALLOWED.iter().any(|a| s.under(a))),
             &["aws_sdk_", "aws_smithy_"],
         ),
+    );
+}
+
+/// The SDKs of discovery (shared's `discovery` feature): large crates that
+/// only the processor, which discovers, may link. (STS is not among them:
+/// aws-config links it into every function for its credential providers.)
+const DISCOVERY_SDKS: [&str; 8] = [
+    "aws-sdk-ec2",
+    "aws-sdk-rds",
+    "aws-sdk-elasticache",
+    "aws-sdk-lambda",
+    "aws-sdk-ecs",
+    "aws-sdk-s3",
+    "aws-sdk-applicationautoscaling",
+    "aws-sdk-organizations",
+];
+
+#[test]
+fn only_the_processor_links_the_discovery_sdks() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut violations = Vec::new();
+    for function in [
+        "api",
+        "ws-connect",
+        "ws-disconnect",
+        "ws-message",
+        "scheduler",
+    ] {
+        for sdk in DISCOVERY_SDKS {
+            // `cargo tree -i` names every path from the function to the
+            // crate, and fails when the function's graph has none.
+            let out = std::process::Command::new(&cargo)
+                .args([
+                    "tree",
+                    "--offline",
+                    "-e",
+                    "normal",
+                    "-p",
+                    function,
+                    "-i",
+                    sdk,
+                ])
+                .current_dir(root())
+                .output()
+                .expect("cargo tree runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && stdout.contains(sdk) {
+                violations.push(format!("{function} links {sdk}:\n{stdout}"));
+            }
+        }
+    }
+    check(
+        "only the processor links the discovery SDKs (shared's `discovery` feature)",
+        violations,
     );
 }
 

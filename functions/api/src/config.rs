@@ -15,6 +15,8 @@ pub struct Config {
     pub metrics_table: String,
     pub thresholds_table: String,
     pub inventory_table: String,
+    /// Discovery coverage per (account, region), for GET /accounts.
+    pub accounts_table: String,
     pub recommendations_table: String,
     pub connections_table: String,
     pub cost_cache_table: String,
@@ -43,6 +45,7 @@ impl Config {
             metrics_table: env.require("METRICS_TABLE")?,
             thresholds_table: env.require("THRESHOLDS_TABLE")?,
             inventory_table: env.require("INVENTORY_TABLE")?,
+            accounts_table: env.require("ACCOUNTS_TABLE")?,
             recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
             connections_table: env.require("CONNECTIONS_TABLE")?,
             cost_cache_table: env.require("COST_CACHE_TABLE")?,

@@ -125,6 +125,7 @@ async fn dispatch(
         }
         Recommendations => recommendations::list(&ctx, query(r)?).await,
         ListResources => resources::list(&ctx, query(r)?).await,
+        Accounts => accounts::list(&ctx, query(r)?).await,
         GetResource => resources::get(&ctx, &p.next()?, query(r)?).await,
         UpsertResources => resources::upsert(&ctx, query(r)?, body(r)?).await,
         QueryMetrics => metrics::summary(&ctx, query(r)?).await,

@@ -31,6 +31,7 @@ pub enum Op {
     GetJob,
     ListPolicies,
     PutPolicy,
+    Accounts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/jobs/{id}", Op::GetJob, V),
     r("GET", "/policies", Op::ListPolicies, AD),
     r("POST", "/policies", Op::PutPolicy, AD),
+    r("GET", "/accounts", Op::Accounts, V),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -11,6 +11,7 @@ use shared::costs::{
     run_cost_job, Allowance, CostExplorerSource, CostJobOutcome, Costs, ForecastSource,
 };
 use shared::cycle::{self, CycleConfig, Handled, Ports};
+use shared::discovery::{AwsEstate, Estate, NoEstate, Scope};
 use shared::domain::{JobKind, JobMessage};
 use shared::dynamo::*;
 use shared::notify::Notifier;
@@ -39,7 +40,32 @@ pub struct Config {
     /// Where WebSocket subscriptions are read; needed when
     /// `WEBSOCKET_ENDPOINT` is set.
     pub connections_table: Option<String>,
+    /// Where discovery records what it covered per (account, region).
+    pub accounts_table: String,
+    /// What discovery covers (REGIONS, ACCOUNTS_MODE, MEMBER_ROLE_NAME);
+    /// `None` with DISCOVERY=false: CloudWatch and the inventory only.
+    pub discovery: Option<DiscoveryConfig>,
     pub cycle: CycleConfig,
+}
+
+/// template.yaml's `Regions`, `AccountsMode` and `MemberRoleName`, as given;
+/// the home region comes from the SDK configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DiscoveryConfig {
+    pub regions: Option<String>,
+    pub accounts_mode: Option<String>,
+    pub member_role_name: Option<String>,
+}
+
+impl DiscoveryConfig {
+    pub fn scope(&self, home_region: &str) -> shared::Result<Scope> {
+        Scope::parse(
+            self.regions.as_deref(),
+            self.accounts_mode.as_deref(),
+            self.member_role_name.as_deref(),
+            home_region,
+        )
+    }
 }
 
 impl Config {
@@ -94,9 +120,26 @@ impl Config {
                 100_000,
             )?,
             connections_table: env.get("CONNECTIONS_TABLE"),
+            accounts_table: env.require("ACCOUNTS_TABLE")?,
+            discovery: discovery_config(env)?,
             cycle,
         })
     }
+}
+
+fn discovery_config(env: &Env) -> Result<Option<DiscoveryConfig>, ConfigError> {
+    if !env.flag("DISCOVERY", true)? {
+        return Ok(None);
+    }
+    let d = DiscoveryConfig {
+        regions: env.get("REGIONS"),
+        accounts_mode: env.get("ACCOUNTS_MODE"),
+        member_role_name: env.get("MEMBER_ROLE_NAME"),
+    };
+    // Checked at start-up, with any region standing in for the home one.
+    d.scope("us-east-1")
+        .map_err(|e| ConfigError::Rule(e.to_string()))?;
+    Ok(Some(d))
 }
 
 /// The adapters, built once per process from one SDK configuration.
@@ -114,6 +157,8 @@ pub struct Processor {
     pub notifier: Box<dyn Notifier>,
     pub cost_explorer: CostExplorerSource,
     pub cost_cache: DynamoCostCache,
+    pub coverage: DynamoCoverage,
+    pub estate: Box<dyn Estate>,
 }
 
 impl Processor {
@@ -139,6 +184,7 @@ impl Processor {
         ));
         let notifier = shared::channels::build(&channels, aws, connections)
             .map_err(|e| ConfigError::Rule(e.to_string()))?;
+        let estate = estate_for(&config, aws)?;
         Ok(Self::with_clients(
             config,
             ddb,
@@ -146,7 +192,14 @@ impl Processor {
             aws_sdk_sqs::Client::new(aws),
             aws_sdk_costexplorer::Client::new(aws),
             notifier,
-        ))
+        )
+        .with_estate(estate))
+    }
+
+    /// Discovery through `estate` instead of the one the constructor built.
+    pub fn with_estate(mut self, estate: Box<dyn Estate>) -> Self {
+        self.estate = estate;
+        self
     }
 
     pub fn new(
@@ -154,6 +207,8 @@ impl Processor {
         aws: &aws_config::SdkConfig,
         notifier: Box<dyn Notifier>,
     ) -> Processor {
+        // A scope that does not parse was refused by Config::from_env.
+        let estate = estate_for(&config, aws).unwrap_or_else(|_| Box::new(NoEstate));
         Self::with_clients(
             config,
             aws_sdk_dynamodb::Client::new(aws),
@@ -162,10 +217,12 @@ impl Processor {
             aws_sdk_costexplorer::Client::new(aws),
             notifier,
         )
+        .with_estate(estate)
     }
 
     /// The adapters over clients built elsewhere (benchmarks attach a call
-    /// counter, or an in-process CloudWatch, to their configs).
+    /// counter, or an in-process CloudWatch, to their configs). Discovers
+    /// nothing until [`Processor::with_estate`].
     pub fn with_clients(
         config: Config,
         ddb: aws_sdk_dynamodb::Client,
@@ -193,6 +250,8 @@ impl Processor {
             ),
             inventory: DynamoInventory::new(ddb.clone(), &config.inventory_table, tokens),
             recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
+            coverage: DynamoCoverage::new(ddb.clone(), &config.accounts_table),
+            estate: Box::new(NoEstate),
             cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
             cost_explorer: CostExplorerSource::new(cost_explorer),
             source: CloudWatchSource::new(cloudwatch),
@@ -217,8 +276,28 @@ impl Processor {
             source: &self.source,
             notifier: self.notifier.as_ref(),
             queue: &self.queue,
+            estate: self.estate.as_ref(),
+            coverage: &self.coverage,
         }
     }
+}
+
+/// The discovery adapter `config` asks for, over `aws` (whose region is the
+/// home region).
+fn estate_for(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Box<dyn Estate>, ConfigError> {
+    let Some(d) = &config.discovery else {
+        return Ok(Box::new(NoEstate));
+    };
+    let home = aws
+        .region()
+        .map_or("us-east-1".to_string(), |r| r.to_string());
+    let scope = d
+        .scope(&home)
+        .map_err(|e| ConfigError::Rule(e.to_string()))?;
+    Ok(Box::new(AwsEstate::new(aws.clone(), scope)))
 }
 
 /// Handles a batch: each message on its own; the ids of those that failed

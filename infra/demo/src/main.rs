@@ -74,27 +74,46 @@ async fn run() -> Result<(), String> {
     let thresholds = shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
     // FINOPS_DEMO_EC2=N: a fleet of N EC2 instances instead (the cycle benchmark).
     let fleet: Option<usize> = env.get("FINOPS_DEMO_EC2").and_then(|n| n.parse().ok());
-    let estate = match fleet {
+    let mut estate = match fleet {
         Some(n) => estate::ec2_fleet(&thresholds, now, 14, n),
         None => estate::demo(&thresholds, now, 14),
     };
-    let points = seed::seed_series(&emulator.endpoint, &estate.series)
-        .await
-        .map_err(|e| e.to_string())?;
     // Built as its Lambda `main` builds it; the demo prints progress instead
-    // of pushing it.
-    let processor_env = env.or(&Env::of(stack.function_env("ProcessorFunction")));
+    // of pushing it. The demo estate spans two regions, both discovered.
+    let mut processor_vars = stack.function_env("ProcessorFunction");
+    if fleet.is_none() {
+        processor_vars.insert("REGIONS".into(), estate::DEMO_REGIONS.join(","));
+    }
+    let processor_env = env.or(&Env::of(processor_vars));
     let mut processor =
         processor::Processor::from_env(&processor_env, &aws).map_err(|e| e.to_string())?;
     processor.notifier = Box::new(Console);
-    processor
-        .inventory
-        .upsert(&estate.resources)
-        .await
-        .map_err(|e| e.to_string())?;
+    let points = match fleet {
+        // The benchmark's fleet is injected: creating 10,000 instances
+        // through the emulator's EC2 would measure the emulator.
+        Some(_) => {
+            processor
+                .inventory
+                .upsert(&estate.resources)
+                .await
+                .map_err(|e| e.to_string())?;
+            seed::seed_series(&emulator.endpoint, &estate.series)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        None => {
+            finops_local::demo_estate::create_estate(&stack, &mut estate, None)
+                .await
+                .map_err(|e| e.to_string())?
+                .points
+        }
+    };
+    let services: std::collections::BTreeSet<_> =
+        estate.resources.iter().map(|r| r.service).collect();
     println!(
-        "Seeded {} resources over 7 services with {points} data points (14 days, hourly).",
-        estate.resources.len()
+        "Created {} resources over {} services through their APIs, with {points} data points (14 days, hourly).",
+        estate.resources.len(),
+        services.len()
     );
 
     // The real path starts with the schedule's event.

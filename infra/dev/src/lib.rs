@@ -409,13 +409,28 @@ impl Dev {
         }
         let now = Utc::now();
         let mut chart_samples = Vec::new();
+        let demo = matches!(settings.seed, Seed::Demo);
         let seeded = match settings.seed {
             Seed::None => None,
             Seed::Demo => {
                 let thresholds =
                     shared::analysis::default_thresholds().map_err(|e| e.to_string())?;
-                let estate = finops_local::estate::demo(&thresholds, now, 14);
-                let seeded = demo_estate::seed_estate(&stack, &estate)
+                // Created through the services' APIs: the cycle's discovery finds it.
+                // A two-account Organization: a fifth of the estate lives in
+                // a member account, reached through its discovery role.
+                let role = stack
+                    .parameter_default("MemberRoleName")
+                    .unwrap_or_else(|| "FinOpsDiscoveryRole".into());
+                let member = demo_estate::create_member_account(&stack, &role)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut estate = finops_local::estate::demo(&thresholds, now, 14);
+                for (k, r) in estate.resources.iter_mut().enumerate() {
+                    if k % 5 == 1 {
+                        r.account_id = Some(member.0.clone());
+                    }
+                }
+                let seeded = demo_estate::create_estate(&stack, &mut estate, Some(&member))
                     .await
                     .map_err(|e| e.to_string())?;
                 demo_estate::inject_daily_costs(&stack, &estate.resources, now, 90, 32)
@@ -458,6 +473,16 @@ impl Dev {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let mut extra = extra;
+        if demo {
+            // The demo estate spans two regions and two accounts: each
+            // (account, region) is discovered as its own unit of work.
+            extra.insert(
+                "REGIONS".to_string(),
+                finops_local::estate::DEMO_REGIONS.join(","),
+            );
+            extra.insert("ACCOUNTS_MODE".to_string(), "organization".to_string());
+        }
         let functions = Arc::new(Functions::build(&stack, &extra)?);
 
         let gateway = routes(functions.gateway(settings.gateway.clone())?, &functions)

@@ -17,6 +17,7 @@ Modules (each explains in its header why its patch exists):
 * ``cloudwatch_render``    paging tokens; Query-protocol XML rendered directly
 * ``query_parser``         moto's Query-protocol form parser made linear
 * ``seed``                 POST /_finops/cloudwatch/series bulk seeding
+* ``sts``                  AssumeRole refuses a role its account does not hold
 * ``dynamodb_transactions``  TransactWriteItems without deep-copying whole tables
 * ``dynamodb_query``       Query on the table key reads one partition; on a GSI/LSI an index
 * ``dynamodb_render``      Query/Scan answers rendered with json.dumps (moto's exact bytes)

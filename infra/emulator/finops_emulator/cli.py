@@ -20,7 +20,7 @@ import urllib.request
 
 from . import (
     cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, elasticache, query_parser, seed,
-    sqs,
+    sqs, sts,
 )
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_query.install_dynamodb_query_patch()
         dynamodb_render.install_dynamodb_render_patch()
         elasticache.install_elasticache_patch()
+        sts.install_sts_assume_role_patch()
         seed._PATCHED = True
 
     # Belongs to SerializedServices (its SQS lock), so installed in every mode.

@@ -47,6 +47,151 @@ pub async fn seed_estate(stack: &LocalStack, estate: &Estate) -> Result<Seeded, 
     })
 }
 
+/// Creates `estate` through the services' APIs in the emulator (see
+/// [`crate::aws_estate`]) and seeds its metric series into the CloudWatch of
+/// each resource's account and region, so the cycle discovers it as it would
+/// an account's. Nothing is put in the inventory: discovery fills it. The
+/// estate's instance and volume ids become those the APIs gave.
+///
+/// With `member`, the resources whose `accountId` is that account are
+/// created there, with the member's credentials (see [`create_member_account`]).
+pub async fn create_estate(
+    stack: &LocalStack,
+    estate: &mut Estate,
+    member: Option<&(String, aws_config::SdkConfig)>,
+) -> Result<Seeded, LocalError> {
+    let in_member =
+        |r: &Resource| member.is_some_and(|(a, _)| r.account_id.as_deref() == Some(a.as_str()));
+    // Split by account, create each part with its credentials, and join.
+    let ids: std::collections::BTreeSet<String> = estate
+        .resources
+        .iter()
+        .filter(|r| in_member(r))
+        .map(|r| r.id.clone())
+        .collect();
+    let (theirs, ours): (Vec<Resource>, Vec<Resource>) = std::mem::take(&mut estate.resources)
+        .into_iter()
+        .partition(|r| in_member(r));
+    let (their_series, our_series): (Vec<_>, Vec<_>) = std::mem::take(&mut estate.series)
+        .into_iter()
+        .partition(|s| s.dimensions.iter().any(|(_, v)| ids.contains(v)));
+    let mut ours = Estate {
+        resources: ours,
+        series: our_series,
+    };
+    crate::aws_estate::create(&stack.config, &mut ours).await?;
+    let mut points = seed_by_region(stack, None, &ours).await?;
+    let mut theirs = Estate {
+        resources: theirs,
+        series: their_series,
+    };
+    if let Some((account, config)) = member {
+        crate::aws_estate::create(config, &mut theirs).await?;
+        points += seed_by_region(stack, Some(account), &theirs).await?;
+    }
+    estate.resources = ours.resources;
+    estate.resources.extend(theirs.resources);
+    estate.series = ours.series;
+    estate.series.extend(theirs.series);
+    let mut services: Vec<Service> = estate.resources.iter().map(|r| r.service).collect();
+    services.sort_by_key(|s| s.as_str());
+    services.dedup();
+    Ok(Seeded {
+        resources: estate.resources.len(),
+        services: services.len(),
+        points,
+    })
+}
+
+async fn seed_by_region(
+    stack: &LocalStack,
+    account: Option<&str>,
+    estate: &Estate,
+) -> Result<u64, LocalError> {
+    let region_of: BTreeMap<&str, &str> = estate
+        .resources
+        .iter()
+        .map(|r| (r.id.as_str(), r.region.as_str()))
+        .collect();
+    let mut by_region: BTreeMap<&str, Vec<seed::SeriesSeed>> = BTreeMap::new();
+    for series in &estate.series {
+        // A series belongs to the resource one of its dimensions names.
+        let region = series
+            .dimensions
+            .iter()
+            .find_map(|(_, v)| region_of.get(v.as_str()).copied())
+            .unwrap_or("us-east-1");
+        by_region.entry(region).or_default().push(series.clone());
+    }
+    let mut points = 0;
+    for (region, series) in by_region {
+        points += seed::seed_series_in(&stack.endpoint, account, Some(region), &series).await?;
+    }
+    Ok(points)
+}
+
+/// The Organization of `make dev`: the emulator's default account as its
+/// management account, and one member account holding the discovery role
+/// (`role_name`, as infra/member-role.yaml would deploy it). Returns the
+/// member's id and an SDK configuration with its credentials.
+pub async fn create_member_account(
+    stack: &LocalStack,
+    role_name: &str,
+) -> Result<(String, aws_config::SdkConfig), LocalError> {
+    let e = |what: &str, m: String| LocalError::Create {
+        resource: what.to_string(),
+        message: m,
+    };
+    let org = aws_sdk_organizations::Client::new(&stack.config);
+    // An organization made by an earlier run of the same emulator is reused.
+    let _ = org.create_organization().send().await;
+    let status = org
+        .create_account()
+        .email("finops-demo-member@example.com")
+        .account_name("finops-demo-member")
+        .send()
+        .await
+        .map_err(|x| {
+            e(
+                "member account",
+                aws_sdk_organizations::error::DisplayErrorContext(x).to_string(),
+            )
+        })?
+        .create_account_status
+        .ok_or_else(|| e("member account", "no status".into()))?;
+    let account = status
+        .account_id
+        .ok_or_else(|| e("member account", "no account id".into()))?;
+    let as_role = |role: &str| {
+        let arn = format!("arn:aws:iam::{account}:role/{role}");
+        let base = stack.config.clone();
+        async move {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                .session_name("finops-demo")
+                .configure(&base)
+                .build()
+                .await;
+            base.to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build()
+        }
+    };
+    // What AWS Organizations makes in every account it creates.
+    let admin = as_role("OrganizationAccountAccessRole").await;
+    aws_sdk_iam::Client::new(&admin)
+        .create_role()
+        .role_name(role_name)
+        .assume_role_policy_document(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"sts:AssumeRole"}}]}}"#
+        ))
+        .send()
+        .await
+        .map_err(|x| e("member role", aws_sdk_iam::error::DisplayErrorContext(x).to_string()))?;
+    Ok((account, admin))
+}
+
 /// Cost Explorer's name for a service (the `SERVICE` dimension).
 pub fn cost_explorer_service(service: Service) -> &'static str {
     match service {

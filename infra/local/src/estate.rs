@@ -9,8 +9,8 @@ use crate::seed::SeriesSeed;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 use shared::analysis::{required_queries, MetricQuery};
-use shared::collector::dimensions_for;
-use shared::domain::metric::names;
+use shared::collector::dimensions_in;
+use shared::domain::metric::{names, namespaces};
 use shared::domain::{Relation, Resource, Service, ThresholdSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +28,9 @@ pub struct Estate {
 }
 
 /// Per service: how many resources, and the profile mix (cycled).
-pub const DEMO_MIX: [(Service, usize); 7] = [
+pub const DEMO_MIX: [(Service, usize); 8] = [
     (Service::Ec2, 60),
+    (Service::Ebs, 30),
     (Service::Rds, 30),
     (Service::ElastiCache, 20),
     (Service::Lambda, 40),
@@ -152,6 +153,9 @@ fn inventory(service: Service, id: &str, i: usize, p: Profile) -> Resource {
         Service::Ebs => {
             r.resource_type = Some(["gp2", "gp3", "io1"][i % 3].into());
             r.attributes.insert("sizeGiB".into(), json!(100));
+            if i % 3 == 2 {
+                r.attributes.insert("iops".into(), json!(5000));
+            }
         }
         Service::DynamoDb => {
             r.resource_type = Some("PROVISIONED".into());
@@ -181,9 +185,22 @@ fn id_for(service: Service, i: usize) -> String {
     }
 }
 
-/// The demo estate (205 resources) with `days` of metrics ending at the last full hour.
+/// The demo's regions: every fourth resource of each service lives in the second.
+pub const DEMO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+/// The demo estate (235 resources over the eight services, a quarter of
+/// them in eu-west-1) with `days` of metrics ending at the last full hour.
 pub fn demo(set: &ThresholdSet, now: DateTime<Utc>, days: i64) -> Estate {
-    build(set, now, days, &DEMO_MIX)
+    let mut estate = build(set, now, days, &DEMO_MIX);
+    let mut index: std::collections::HashMap<Service, usize> = std::collections::HashMap::new();
+    for r in &mut estate.resources {
+        let i = index.entry(r.service).or_default();
+        if *i % 4 == 3 {
+            r.region = DEMO_REGIONS[1].to_string();
+        }
+        *i += 1;
+    }
+    estate
 }
 
 /// `n` EC2 instances only (benchmarks).
@@ -245,10 +262,9 @@ pub(crate) fn resource(service: Service, i: usize) -> Resource {
     let mut resource = inventory(service, &id, i, profile_for(service, i));
     // Databases are used by the service next to them: dependencies.
     if service == Service::Ec2 && i < 30 {
-        resource.relations.push(Relation {
-            kind: "uses".into(),
-            target_id: id_for(Service::Rds, i % 30),
-        });
+        resource
+            .relations
+            .push(Relation::new("uses", id_for(Service::Rds, i % 30)));
     }
     resource
 }
@@ -276,10 +292,21 @@ fn build(set: &ThresholdSet, now: DateTime<Utc>, days: i64, mix: &[(Service, usi
                 let values = (0..points)
                     .map(|h| sample(&q.metric, profile, i, k, start, period, h as u64))
                     .collect();
+                let mut dimensions =
+                    dimensions_in(&q.namespace, service, &resource.id, &q.extra_dimensions);
+                if q.namespace == namespaces::CW_AGENT {
+                    // The agent's default configuration appends these.
+                    dimensions.push(("ImageId".into(), "ami-12c6146b".into()));
+                    dimensions.push((
+                        "InstanceType".into(),
+                        resource.resource_type.clone().unwrap_or_default(),
+                    ));
+                    dimensions.sort();
+                }
                 series.push(SeriesSeed {
                     namespace: q.namespace.clone(),
                     metric_name: q.metric.clone(),
-                    dimensions: dimensions_for(service, &resource.id, &q.extra_dimensions),
+                    dimensions,
                     unit: None,
                     start,
                     period_seconds: period,

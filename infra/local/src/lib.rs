@@ -2,6 +2,7 @@
 //! queues of `template.yaml` created in it. Tests and `make dev` both use this
 //! crate, so the template stays the one definition of every resource.
 
+pub mod aws_estate;
 pub mod demo_estate;
 mod emulator;
 pub mod estate;

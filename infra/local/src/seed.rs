@@ -118,7 +118,26 @@ impl<'a> WireSeries<'a> {
 /// requests of about [`POINTS_PER_REQUEST`] values (a long series is split
 /// across requests). Returns the number of points stored.
 pub async fn seed_series(endpoint: &str, series: &[SeriesSeed]) -> Result<u64, LocalError> {
-    let url = format!("{}{SEED_PATH}", endpoint.trim_end_matches('/'));
+    seed_series_in(endpoint, None, None, series).await
+}
+
+/// As [`seed_series`], into the CloudWatch of `account` (default: the
+/// emulator's default account) and `region` (default: us-east-1).
+pub async fn seed_series_in(
+    endpoint: &str,
+    account: Option<&str>,
+    region: Option<&str>,
+    series: &[SeriesSeed],
+) -> Result<u64, LocalError> {
+    let mut url = url::Url::parse(&format!("{}{SEED_PATH}", endpoint.trim_end_matches('/')))
+        .map_err(|e| LocalError::Emulator(format!("emulator URL {endpoint}: {e}")))?;
+    if let Some(a) = account {
+        url.query_pairs_mut().append_pair("account", a);
+    }
+    if let Some(r) = region {
+        url.query_pairs_mut().append_pair("region", r);
+    }
+    let url = url.to_string();
     let client = shared::tls::http_client()
         .timeout(Duration::from_secs(120))
         .build()

@@ -25,7 +25,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::date_time::{DateTime as SmithyTime, Format};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use shared::analysis::MetricQuery;
-use shared::collector::{dimensions_for, resource_of_series};
+use shared::collector::{dimensions_in, resource_of_series};
 use shared::domain::{Service, ThresholdSet};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -204,7 +204,7 @@ impl SyntheticCloudWatch {
             {
                 continue;
             }
-            let dims = dimensions_for(service, &m.id, &q.extra_dimensions);
+            let dims = dimensions_in(&q.namespace, service, &m.id, &q.extra_dimensions);
             let all_there = wanted.iter().all(|(name, v)| {
                 dims.iter()
                     .any(|(n, dv)| n == name && v.is_none_or(|v| v == dv))
@@ -396,7 +396,7 @@ impl SyntheticCloudWatch {
                 let (k, mq) = metrics.iter().enumerate().find(|(_, m)| {
                     m.namespace == namespace
                         && m.metric == metric
-                        && dimensions_for(*service, &id, &m.extra_dimensions) == dims
+                        && dimensions_in(&m.namespace, *service, &id, &m.extra_dimensions) == dims
                 })?;
                 let &index = self.fleet.by_id.get(&(*service, id))?;
                 Some((k, mq, members.get(index)?))

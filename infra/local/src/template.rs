@@ -148,6 +148,11 @@ impl LocalStack {
             .expect("local stack from template.yaml")
     }
 
+    /// A template parameter's default, as a stack deployed without overrides has it.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        self.template.parameter_default(name)
+    }
+
     pub fn table(&self, logical_id: &str) -> &str {
         self.tables
             .get(logical_id)

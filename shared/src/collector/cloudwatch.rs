@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// GetMetricData calls in flight at once, unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -41,7 +43,14 @@ pub struct CloudWatchSource {
     max_datapoints: Option<i32>,
     list_metrics_calls: AtomicU64,
     get_metric_data_calls: AtomicU64,
+    /// Listed dimension sets per (namespace, metric), with when they were
+    /// listed: a cycle resolves chunk after chunk against one listing.
+    listed: Mutex<HashMap<(String, String), (Instant, Arc<Vec<Vec<(String, String)>>>)>>,
 }
+
+/// How long a listing of dimension sets is reused: well within one cycle,
+/// short enough that a new agent configuration is seen by the next.
+const LISTING_TTL: Duration = Duration::from_secs(300);
 
 impl CloudWatchSource {
     /// A source with [`DEFAULT_CONCURRENCY`] calls in flight and CloudWatch's
@@ -53,6 +62,7 @@ impl CloudWatchSource {
             max_datapoints: None,
             list_metrics_calls: AtomicU64::new(0),
             get_metric_data_calls: AtomicU64::new(0),
+            listed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -217,6 +227,52 @@ impl CloudWatchSource {
         Ok(out)
     }
 
+    /// Every dimension set `metric` is published with in `namespace`, all
+    /// pages, each sorted by name; reused for [`LISTING_TTL`].
+    async fn dimension_sets(
+        &self,
+        namespace: &str,
+        metric: &str,
+    ) -> Result<Arc<Vec<Vec<(String, String)>>>> {
+        let key = (namespace.to_string(), metric.to_string());
+        if let Ok(cache) = self.listed.lock() {
+            if let Some((at, sets)) = cache.get(&key) {
+                if at.elapsed() < LISTING_TTL {
+                    return Ok(sets.clone());
+                }
+            }
+        }
+        let mut sets: Vec<Vec<(String, String)>> = Vec::new();
+        let mut pages = self
+            .client
+            .list_metrics()
+            .namespace(namespace)
+            .metric_name(metric)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.list_metrics_calls.fetch_add(1, Ordering::Relaxed);
+            let page = page.map_err(|e| Error::from_sdk("ListMetrics", e))?;
+            for m in page.metrics.unwrap_or_default() {
+                let mut dims: Vec<(String, String)> = m
+                    .dimensions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|d| Some((d.name?, d.value?)))
+                    .collect();
+                dims.sort();
+                sets.push(dims);
+            }
+        }
+        sets.sort();
+        sets.dedup();
+        let sets = Arc::new(sets);
+        if let Ok(mut cache) = self.listed.lock() {
+            cache.insert(key, (Instant::now(), sets.clone()));
+        }
+        Ok(sets)
+    }
+
     /// Every series in `service`'s namespace that carries its identifying
     /// dimensions, all pages.
     async fn list(&self, service: Service) -> Result<Vec<DiscoveredResource>> {
@@ -273,6 +329,26 @@ impl MetricSource for CloudWatchSource {
                 s.ok_or_else(|| Error::Internal(format!("metric request {i} was never fetched")))
             })
             .collect()
+    }
+
+    async fn resolve(&self, requests: &mut [MetricRequest]) -> Result<()> {
+        let pairs: BTreeSet<(String, String)> = requests
+            .iter()
+            .filter(|r| super::APPENDED_DIMENSION_NAMESPACES.contains(&r.namespace.as_str()))
+            .map(|r| (r.namespace.clone(), r.metric.clone()))
+            .collect();
+        for (namespace, metric) in pairs {
+            let sets = self.dimension_sets(&namespace, &metric).await?;
+            for r in requests
+                .iter_mut()
+                .filter(|r| r.namespace == namespace && r.metric == metric)
+            {
+                if let Some(set) = super::best_listed_set(&r.dimensions, &sets) {
+                    r.dimensions = set.clone();
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn discover(&self, services: &[Service]) -> Result<Vec<DiscoveredResource>> {

@@ -19,6 +19,7 @@ pub mod planner;
 pub use cloudwatch::{CallCounts, CloudWatchSource, DEFAULT_CONCURRENCY};
 pub use planner::{minimum_get_metric_data_calls, plan, Plan, PlannedCall};
 
+use crate::domain::metric::namespaces;
 use crate::domain::{MetricSeries, Service};
 use crate::Result;
 use async_trait::async_trait;
@@ -54,11 +55,12 @@ impl MetricRequest {
         extra_dimensions: &[(String, String)],
     ) -> Self {
         let resource_id = resource_id.into();
+        let namespace = namespace.into();
         MetricRequest {
-            dimensions: dimensions_for(service, &resource_id, extra_dimensions),
+            dimensions: dimensions_in(&namespace, service, &resource_id, extra_dimensions),
             resource_id,
             service,
-            namespace: namespace.into(),
+            namespace,
             metric: metric.into(),
             statistic: statistic.into(),
             period_seconds,
@@ -94,6 +96,55 @@ pub trait MetricSource: Send + Sync {
     /// Every resource of `services` that has published metrics, sorted by
     /// service and id, each once.
     async fn discover(&self, services: &[Service]) -> Result<Vec<DiscoveredResource>>;
+
+    /// Replaces each request's dimensions by the set its series really
+    /// carries, where the publisher appends dimensions of its own (the
+    /// CloudWatch agent's `ImageId`, `InstanceType`, `AutoScalingGroupName`):
+    /// CloudWatch matches dimension sets exactly, so the set derived from
+    /// the id alone would find no point. A request whose series is not
+    /// listed keeps its dimensions.
+    async fn resolve(&self, _requests: &mut [MetricRequest]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Namespaces whose publishers append dimensions of their own, so a series'
+/// dimension set is found with ListMetrics rather than derived from the id.
+pub const APPENDED_DIMENSION_NAMESPACES: [&str; 1] = [namespaces::CW_AGENT];
+
+/// The dimension set of a query in `namespace` for resource `id`: as
+/// [`dimensions_for`], except where a namespace names its identity
+/// otherwise (Lambda Insights publishes under `function_name`, lower case).
+pub fn dimensions_in(
+    namespace: &str,
+    service: Service,
+    id: &str,
+    known_dims: &[(String, String)],
+) -> Vec<(String, String)> {
+    if namespace == namespaces::LAMBDA_INSIGHTS && service == Service::Lambda {
+        let mut dims = vec![("function_name".to_string(), id.to_string())];
+        for (name, value) in known_dims {
+            if !dims.iter().any(|(n, _)| n == name) {
+                dims.push((name.clone(), value.clone()));
+            }
+        }
+        dims.sort();
+        return dims;
+    }
+    dimensions_for(service, id, known_dims)
+}
+
+/// Of the listed dimension sets of one metric, the one for `wanted` (a
+/// request's identity): the exact set if listed, else the smallest set
+/// holding every pair of `wanted` (ties: the first in sort order).
+pub fn best_listed_set<'a>(
+    wanted: &[(String, String)],
+    listed: &'a [Vec<(String, String)>],
+) -> Option<&'a Vec<(String, String)>> {
+    listed
+        .iter()
+        .filter(|set| wanted.iter().all(|w| set.contains(w)))
+        .min_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
 }
 
 /// The dimensions that identify a resource of `service` in its namespace.
@@ -224,6 +275,41 @@ mod tests {
                 ("TableName", "orders")
             ])
         );
+    }
+
+    #[test]
+    fn lambda_insights_names_its_function_in_lower_case_and_agents_append_dimensions() {
+        assert_eq!(
+            dimensions_in(namespaces::LAMBDA_INSIGHTS, Service::Lambda, "f", &[]),
+            d(&[("function_name", "f")])
+        );
+        assert_eq!(
+            dimensions_in(namespaces::LAMBDA, Service::Lambda, "f", &[]),
+            d(&[("FunctionName", "f")])
+        );
+        let listed = vec![
+            d(&[
+                ("ImageId", "ami-1"),
+                ("InstanceId", "i-1"),
+                ("InstanceType", "m5.large"),
+            ]),
+            d(&[("InstanceId", "i-2")]),
+            d(&[
+                ("AutoScalingGroupName", "web"),
+                ("ImageId", "ami-1"),
+                ("InstanceId", "i-1"),
+                ("InstanceType", "m5.large"),
+            ]),
+        ];
+        assert_eq!(
+            best_listed_set(&d(&[("InstanceId", "i-1")]), &listed),
+            Some(&listed[0])
+        );
+        assert_eq!(
+            best_listed_set(&d(&[("InstanceId", "i-2")]), &listed),
+            Some(&listed[1])
+        );
+        assert_eq!(best_listed_set(&d(&[("InstanceId", "i-3")]), &listed), None);
     }
 
     #[test]

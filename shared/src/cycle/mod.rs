@@ -16,6 +16,7 @@
 
 mod finalize;
 mod stages;
+mod units;
 
 use finalize::finalize;
 use stages::analyse_slice;
@@ -25,6 +26,7 @@ pub use stages::{metric_requests, SliceOutcome};
 use crate::analysis::default_thresholds;
 use crate::approvals::{self, DecisionInput};
 use crate::collector::MetricSource;
+use crate::discovery::Estate;
 use crate::domain::*;
 use crate::notify::{Event, Notifier};
 use crate::queue::JobQueue;
@@ -78,6 +80,7 @@ impl Default for CycleConfig {
 }
 
 /// Everything the cycle talks to.
+#[derive(Clone, Copy)]
 pub struct Ports<'a> {
     pub jobs: &'a dyn JobStore,
     pub shards: &'a dyn ShardTracker,
@@ -89,9 +92,15 @@ pub struct Ports<'a> {
     pub thresholds: &'a dyn ThresholdStore,
     pub inventory: &'a dyn InventoryStore,
     pub recommendations: &'a dyn RecommendationStore,
+    /// The deployment's own CloudWatch: what is analysed when discovery
+    /// covers no unit.
     pub source: &'a dyn MetricSource,
     pub notifier: &'a dyn Notifier,
     pub queue: &'a dyn JobQueue,
+    /// The estate's units and their APIs ([`crate::discovery::NoEstate`]:
+    /// none, CloudWatch and the inventory only).
+    pub estate: &'a dyn Estate,
+    pub coverage: &'a dyn CoverageStore,
 }
 
 /// What handling one message came to (all of these acknowledge the message).
@@ -485,17 +494,66 @@ async fn run_cycle(
 
     let t = std::time::Instant::now();
     tracker.progress(Stage::Discover, 0, 1).await?;
-    let resources = discover(ports, &params.services).await?;
+    let units = ports.estate.units().await?;
+    if units.len() > 1 {
+        // Each (account, region) is its own message, discovered and
+        // analysed in parallel; the last to finish runs the final stage.
+        let n = units.len() as u32;
+        tracker
+            .finish(StageOutcome {
+                stage: Stage::Discover,
+                ok: true,
+                processed: 0,
+                failed: 0,
+                duration_ms: elapsed_ms(t),
+                error: None,
+            })
+            .await?;
+        ports.shards.set_shards(&job.id, n).await?;
+        let messages: Vec<JobMessage> = units
+            .into_iter()
+            .enumerate()
+            .map(|(i, unit)| JobMessage {
+                job_id: job.id.clone(),
+                kind: job.kind,
+                shard: Some(ShardRef {
+                    index: i as u32,
+                    of: n,
+                    resources: Vec::new(),
+                    lease_owner: owner.to_string(),
+                    unit: Some(unit),
+                    discover: true,
+                }),
+            })
+            .collect();
+        ports.queue.send_batch(&messages).await?;
+        tracker.progress(Stage::Collect, 0, n as u64).await?;
+        return Ok(Handled::ShardsQueued(n));
+    }
+    let unit = units.into_iter().next();
+    let (resources, unit_source, discover_error) = match &unit {
+        None => (discover(ports, &params.services).await?, None, None),
+        Some(u) => {
+            match units::discover_unit(ports, &job.id, u, &params.services, true, now).await? {
+                (units::UnitOutcome::Found(r), source) => (r, source, None),
+                (units::UnitOutcome::Failed(e), _) => (Vec::new(), None, Some(e)),
+            }
+        }
+    };
     tracker
         .finish(StageOutcome {
             stage: Stage::Discover,
-            ok: true,
+            ok: discover_error.is_none(),
             processed: resources.len() as u64,
-            failed: 0,
+            failed: u64::from(discover_error.is_some()),
             duration_ms: elapsed_ms(t),
-            error: None,
+            error: discover_error,
         })
         .await?;
+    let ports = &Ports {
+        source: unit_source.as_deref().unwrap_or(ports.source),
+        ..*ports
+    };
 
     let shards = plan_shards(&set, resources, cfg, now);
     if shards.len() <= 1 {
@@ -524,6 +582,8 @@ async fn run_cycle(
                 of: n,
                 resources: slice,
                 lease_owner: owner.to_string(),
+                unit: unit.clone(),
+                discover: false,
             }),
         })
         .collect();
@@ -598,7 +658,27 @@ async fn run_shard(
         tracing::warn!(job_id, error = %e, "shard could not renew the cycle lease");
     }
     let set = load_thresholds(ports).await?;
-    let outcome = analyse_slice(ports, cfg, &set, &shard.resources, None, now).await?;
+    let (resources, source) = match (&shard.unit, shard.discover) {
+        (Some(unit), true) => {
+            let params = match ports.jobs.get(job_id, now).await? {
+                Some(job) => CycleParams::of(&job),
+                None => return Ok(Handled::Duplicate),
+            };
+            match units::discover_unit(ports, job_id, unit, &params.services, false, now).await? {
+                (units::UnitOutcome::Found(r), source) => (r, source),
+                // Recorded on the unit's coverage; the shard still counts,
+                // so the other units complete and the cycle finalises.
+                (units::UnitOutcome::Failed(_), _) => (Vec::new(), None),
+            }
+        }
+        (Some(unit), false) => (shard.resources.clone(), ports.estate.metrics(unit).await?),
+        (None, _) => (shard.resources.clone(), None),
+    };
+    let ports = &Ports {
+        source: source.as_deref().unwrap_or(ports.source),
+        ..*ports
+    };
+    let outcome = analyse_slice(ports, cfg, &set, &resources, None, now).await?;
     ports
         .recommendations
         .put_all(job_id, &outcome.recommendations)

@@ -3,7 +3,7 @@
 
 use super::{CycleConfig, Ports, Tracker};
 use crate::analysis::{required_queries, Engine, PriceCatalog};
-use crate::collector::{dimensions_for, MetricRequest};
+use crate::collector::{dimensions_in, MetricRequest};
 use crate::domain::{
     MetricSeries, Recommendation, Resource, Service, Stage, StageOutcome, ThresholdSet,
 };
@@ -62,7 +62,7 @@ impl<'s> QueryPlan<'s> {
             .iter()
             .map(|q| {
                 // Identity from the id, plus the query's own (S3's StorageType, FilterId).
-                let dimensions = dimensions_for(r.service, &r.id, &q.extra_dimensions);
+                let dimensions = dimensions_in(&q.namespace, r.service, &r.id, &q.extra_dimensions);
                 MetricRequest {
                     resource_id: r.id.clone(),
                     service: r.service,
@@ -117,12 +117,17 @@ pub(crate) async fn analyse_slice(
     let mut done = 0u64;
     for chunk in resources.chunks(cfg.chunk_resources.max(1)) {
         // An excluded resource costs no metric query.
-        let requests: Vec<MetricRequest> = chunk
+        let mut requests: Vec<MetricRequest> = chunk
             .iter()
             .filter(|r| !cfg.tags.excluded(r))
             .flat_map(|r| plan.requests_for(r))
             .collect();
         let t = Instant::now();
+        if let Err(e) = ports.source.resolve(&mut requests).await {
+            // The derived dimensions still find every series whose
+            // publisher appends nothing.
+            tracing::warn!(error = %e, "series dimensions could not be listed");
+        }
         let fetched = ports.source.fetch(&requests, start, end).await;
         collect_ms += elapsed_ms(t);
         let series = match fetched {

@@ -248,4 +248,12 @@ pub struct ShardRef {
     pub resources: Vec<crate::domain::Resource>,
     /// The lease owner of the cycle this shard belongs to.
     pub lease_owner: String,
+    /// The (account, region) the slice belongs to: its metrics are read from
+    /// that unit's CloudWatch. `None`: the deployment's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<crate::domain::Unit>,
+    /// The shard is the unit's whole work: discover it, then analyse what
+    /// was found (`resources` is then empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discover: bool,
 }

@@ -4,6 +4,7 @@ pub mod approval;
 pub mod audit;
 pub mod connection;
 pub mod cost_query;
+pub mod coverage;
 pub mod cycle;
 pub mod execution;
 pub mod job;
@@ -21,6 +22,7 @@ pub use approval::{
 pub use audit::{AuditAction, AuditEntry};
 pub use connection::{has_role, Connection, Role, Subscription, Topic};
 pub use cost_query::{CostQuery, Dimension, Granularity, GroupBy};
+pub use coverage::{Coverage, Unit};
 pub use cycle::{CycleRun, Lease, RunStatus, Stage, StageOutcome, Trigger};
 pub use job::{CycleParams, Job, JobKind, JobMessage, JobSource, JobStatus, Progress, ShardRef};
 pub use metric::{MetricPoint, MetricSample, MetricSeries};
@@ -28,6 +30,6 @@ pub use policy::{Policy, PolicyError, PolicyMatch, ResourceFacts};
 pub use recommendation::{
     Action, Alternative, DependencyDetail, DependencyDirection, FindingKind, Recommendation,
 };
-pub use resource::{Relation, Resource};
+pub use resource::{relation_kinds, Relation, Resource};
 pub use service::Service;
 pub use threshold::{Aggregation, Condition, Operator, ThresholdRule, ThresholdSet};

@@ -1,4 +1,5 @@
 use super::Service;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -28,6 +29,17 @@ pub struct Resource {
     /// Service-specific facts (provisioned capacity, task count, vCPU, ...).
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// When the services' APIs last showed it; `None` for a resource known
+    /// only from CloudWatch or `POST /resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered_at: Option<DateTime<Utc>>,
+    /// The call that showed it, e.g. `ec2:DescribeInstances`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered_by: Option<String>,
+    /// The fields `POST /resources` set over what was discovered (camelCase
+    /// names, e.g. `resourceType`); they win on every read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<String>,
 }
 
 impl Resource {
@@ -43,6 +55,9 @@ impl Resource {
             tags: BTreeMap::new(),
             relations: Vec::new(),
             attributes: BTreeMap::new(),
+            discovered_at: None,
+            discovered_by: None,
+            overridden: Vec::new(),
         }
     }
 }
@@ -70,4 +85,42 @@ pub struct Relation {
     /// How this resource relates to the target, e.g. `uses`, `attached_to`, `member_of`.
     pub kind: String,
     pub target_id: String,
+    /// What showed the relation, e.g. `DescribeVolumes: vol-1 attached to
+    /// i-1 as /dev/xvda`; `None` when a person declared it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+impl Relation {
+    pub fn new(kind: impl Into<String>, target_id: impl Into<String>) -> Self {
+        Relation {
+            kind: kind.into(),
+            target_id: target_id.into(),
+            evidence: None,
+        }
+    }
+
+    pub fn with_evidence(mut self, evidence: impl Into<String>) -> Self {
+        self.evidence = Some(evidence.into());
+        self
+    }
+}
+
+/// Relation kinds discovery records (the dependency index reads `kind` as
+/// free text; these are the ones the APIs show).
+pub mod relation_kinds {
+    /// A volume attached to an instance.
+    pub const ATTACHED_TO: &str = "attached_to";
+    /// An instance in an Auto Scaling group; an ECS service in its cluster.
+    pub const MEMBER_OF: &str = "member_of";
+    /// A read replica of its source database or replication group.
+    pub const REPLICA_OF: &str = "replica_of";
+    /// An ECS service registered with a load balancer target group.
+    pub const REGISTERED_WITH: &str = "registered_with";
+    /// A resource that depends on another: a database whose security group
+    /// admits the other's, a function reading an event source.
+    pub const USES: &str = "uses";
+    /// A resource whose security group admits the target's security group
+    /// (a database reached from an instance): it depends on the target.
+    pub const ADMITS: &str = "admits";
 }

@@ -2,14 +2,133 @@ use super::*;
 use crate::domain::Resource;
 use crate::store::{clamp_limit, InventoryFilter, InventoryStore, Page};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::PutRequest;
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 /// Inventory table, key `id`; GSI `byService` (`service`, `id`).
+///
+/// One item per resource holds two layers that never overwrite each other:
+/// what discovery read (the resource's own attribute names, written by
+/// [`InventoryStore::record_discovered`]) and what `POST /resources` set
+/// (`ov_<field>`, written by [`InventoryStore::upsert`]). Each write is one
+/// UpdateItem that sets only its own layer, so a rediscovery never erases an
+/// override and an override never erases what was discovered; reads merge
+/// them, the override winning field by field (tags and attributes key by
+/// key, relations added).
 #[derive(Clone, Debug)]
 pub struct DynamoInventory {
     client: Client,
     table: String,
     tokens: PageTokenCodec,
+}
+
+/// UpdateItems in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// The fields an override may set, by their camelCase names.
+const OVERRIDABLE: [&str; 8] = [
+    "region",
+    "accountId",
+    "resourceType",
+    "memoryMb",
+    "monthlyCostUsd",
+    "tags",
+    "relations",
+    "attributes",
+];
+
+/// The discovered fields, each set or removed by a rediscovery.
+const DISCOVERED: [&str; 9] = [
+    "region",
+    "accountId",
+    "resourceType",
+    "memoryMb",
+    "tags",
+    "relations",
+    "attributes",
+    "discoveredAt",
+    "discoveredBy",
+];
+
+fn ov(field: &str) -> String {
+    format!("ov_{field}")
+}
+
+/// The fields of `r` that `POST /resources` gave (an absent option or an
+/// empty collection is not an override).
+fn provided(r: &Resource) -> Result<Vec<(&'static str, AttributeValue)>> {
+    let mut out: Vec<(&'static str, AttributeValue)> = vec![("region", s(r.region.clone()))];
+    if let Some(a) = &r.account_id {
+        out.push(("accountId", s(a.clone())));
+    }
+    if let Some(t) = &r.resource_type {
+        out.push(("resourceType", s(t.clone())));
+    }
+    if let Some(m) = r.memory_mb {
+        out.push(("memoryMb", n(m)));
+    }
+    if let Some(c) = r.monthly_cost_usd {
+        out.push(("monthlyCostUsd", to_av(&c)?));
+    }
+    if !r.tags.is_empty() {
+        out.push(("tags", to_av(&r.tags)?));
+    }
+    if !r.relations.is_empty() {
+        out.push(("relations", to_av(&r.relations)?));
+    }
+    if !r.attributes.is_empty() {
+        out.push(("attributes", to_av(&r.attributes)?));
+    }
+    Ok(out)
+}
+
+/// A stored item as the resource the rest of the core sees: the discovered
+/// layer with the override's fields over it.
+fn resource_of(mut item: Item) -> Result<Resource> {
+    let mut overrides: Vec<(&'static str, AttributeValue)> = Vec::new();
+    for field in OVERRIDABLE {
+        if let Some(v) = item.remove(&ov(field)) {
+            overrides.push((field, v));
+        }
+    }
+    let mut r: Resource = from_item(item)?;
+    for (field, v) in overrides {
+        let value: serde_json::Value = serde_dynamo::from_attribute_value(v)
+            .map_err(|e| Error::Internal(format!("inventory override {field}: {e}")))?;
+        fn parse<T: serde::de::DeserializeOwned>(field: &str, v: serde_json::Value) -> Result<T> {
+            serde_json::from_value(v)
+                .map_err(|e| Error::Internal(format!("inventory override {field}: {e}")))
+        }
+        match field {
+            "region" => r.region = parse(field, value)?,
+            "accountId" => r.account_id = Some(parse(field, value)?),
+            "resourceType" => r.resource_type = Some(parse(field, value)?),
+            "memoryMb" => r.memory_mb = Some(parse(field, value)?),
+            "monthlyCostUsd" => r.monthly_cost_usd = Some(parse(field, value)?),
+            "tags" => {
+                let tags: BTreeMap<String, String> = parse(field, value)?;
+                r.tags.extend(tags);
+            }
+            "attributes" => {
+                let attrs: BTreeMap<String, serde_json::Value> = parse(field, value)?;
+                r.attributes.extend(attrs);
+            }
+            "relations" => {
+                let rels: Vec<crate::domain::Relation> = parse(field, value)?;
+                for rel in rels {
+                    if !r
+                        .relations
+                        .iter()
+                        .any(|x| x.kind == rel.kind && x.target_id == rel.target_id)
+                    {
+                        r.relations.push(rel);
+                    }
+                }
+            }
+            _ => {}
+        }
+        r.overridden.push(field.to_string());
+    }
+    Ok(r)
 }
 
 impl DynamoInventory {
@@ -20,6 +139,69 @@ impl DynamoInventory {
             tokens,
         }
     }
+
+    /// One resource's override layer: `SET ov_<field> = ...` for what was
+    /// given, plus the keys the table and its index need.
+    async fn write_override(&self, r: &Resource) -> Result<()> {
+        let mut sets = vec![
+            "#service = :service".to_string(),
+            "#region = if_not_exists(#region, :region)".to_string(),
+        ];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(r.id.clone()))
+            .expression_attribute_names("#service", "service")
+            .expression_attribute_names("#region", "region")
+            .expression_attribute_values(":service", s(r.service.as_str()))
+            .expression_attribute_values(":region", s(r.region.clone()));
+        for (i, (field, value)) in provided(r)?.into_iter().enumerate() {
+            sets.push(format!("#o{i} = :o{i}"));
+            req = req
+                .expression_attribute_names(format!("#o{i}"), ov(field))
+                .expression_attribute_values(format!(":o{i}"), value);
+        }
+        req.update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// One resource's discovered layer: every discovered field set, or
+    /// removed when discovery no longer shows it; overrides untouched.
+    async fn write_discovered(&self, r: &Resource) -> Result<()> {
+        let item = to_item(r)?;
+        let mut sets = vec!["#service = :service".to_string()];
+        let mut removes = Vec::new();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(r.id.clone()))
+            .expression_attribute_names("#service", "service")
+            .expression_attribute_values(":service", s(r.service.as_str()));
+        for (i, field) in DISCOVERED.into_iter().enumerate() {
+            req = req.expression_attribute_names(format!("#d{i}"), field);
+            match item.get(field) {
+                Some(v) => {
+                    sets.push(format!("#d{i} = :d{i}"));
+                    req = req.expression_attribute_values(format!(":d{i}"), v.clone());
+                }
+                None => removes.push(format!("#d{i}")),
+            }
+        }
+        let mut expr = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        req.update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("UpdateItem", e))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -29,18 +211,36 @@ impl InventoryStore for DynamoInventory {
         for r in resources {
             by_id.insert(r.id.as_str(), r);
         }
-        let requests = by_id
-            .values()
-            .map(|r| {
-                let put = PutRequest::builder()
-                    .set_item(Some(to_item(r)?))
-                    .build()
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let written = requests.len();
-        batch_write(&self.client, &self.table, requests).await?;
+        let written = by_id.len();
+        // The futures first: a closure from a borrowed item to a future
+        // borrowing it is not general enough for async_trait's Send check.
+        let writes: Vec<_> = by_id
+            .into_values()
+            .map(|r| self.write_override(r))
+            .collect();
+        stream::iter(writes)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(written)
+    }
+
+    async fn record_discovered(&self, resources: &[Resource]) -> Result<usize> {
+        let mut by_id: BTreeMap<&str, &Resource> = BTreeMap::new();
+        for r in resources {
+            by_id.insert(r.id.as_str(), r);
+        }
+        let written = by_id.len();
+        // The futures first: a closure from a borrowed item to a future
+        // borrowing it is not general enough for async_trait's Send check.
+        let writes: Vec<_> = by_id
+            .into_values()
+            .map(|r| self.write_discovered(r))
+            .collect();
+        stream::iter(writes)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(written)
     }
 
@@ -55,7 +255,7 @@ impl InventoryStore for DynamoInventory {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|e| Error::from_sdk("Scan", e))?;
-        items.into_iter().map(from_item).collect()
+        items.into_iter().map(resource_of).collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<Resource>> {
@@ -67,7 +267,7 @@ impl InventoryStore for DynamoInventory {
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        out.item.map(resource_of).transpose()
     }
 
     async fn list(
@@ -93,12 +293,13 @@ impl InventoryStore for DynamoInventory {
                     ));
                 }
                 names.push(("#tk", k));
+                names.push(("#ovtags", "ov_tags"));
                 Some(match v {
                     Some(v) => {
                         values.push((":tv", s(v)));
-                        "#tags.#tk = :tv"
+                        "(#tags.#tk = :tv OR #ovtags.#tk = :tv)"
                     }
-                    None => "attribute_exists(#tags.#tk)",
+                    None => "(attribute_exists(#tags.#tk) OR attribute_exists(#ovtags.#tk))",
                 })
             }
         };
@@ -147,7 +348,7 @@ impl InventoryStore for DynamoInventory {
         Ok(Page {
             items: items
                 .into_iter()
-                .map(from_item)
+                .map(resource_of)
                 .collect::<Result<Vec<Resource>>>()?,
             next_token: encode_next(&self.tokens, &scope, lek.as_ref())?,
         })

@@ -273,8 +273,12 @@ pub struct InventoryFilter {
 
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
-    /// Inserts or replaces resources. Returns how many were written.
+    /// Records what `POST /resources` says of each resource, field by field,
+    /// over what discovery found (which it never erases). Returns how many
+    /// were written.
     async fn upsert(&self, resources: &[Resource]) -> Result<usize>;
+    /// Records what discovery found, leaving every override in place.
+    async fn record_discovered(&self, resources: &[Resource]) -> Result<usize>;
     async fn get(&self, id: &str) -> Result<Option<Resource>>;
     /// Every resource, following pages to the end.
     async fn all(&self) -> Result<Vec<Resource>>;
@@ -294,4 +298,14 @@ pub trait PolicyStore: Send + Sync {
     async fn put(&self, policy: &Policy) -> Result<()>;
     /// Every policy, ordered by id.
     async fn all(&self) -> Result<Vec<Policy>>;
+}
+
+/// What discovery covered per (account, region), for `GET /accounts`.
+#[async_trait]
+pub trait CoverageStore: Send + Sync {
+    /// A completed discovery replaces the unit's record; a failed one keeps
+    /// what the last completed discovery found and adds its error.
+    async fn record(&self, coverage: &crate::domain::Coverage) -> Result<()>;
+    /// Every unit, sorted by account and region.
+    async fn all(&self) -> Result<Vec<crate::domain::Coverage>>;
 }

@@ -3,6 +3,7 @@
 //! validates the rest fully before it writes anything, so bad input changes
 //! nothing.
 
+pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod costs;

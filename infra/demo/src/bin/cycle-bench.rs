@@ -281,6 +281,8 @@ async fn bench_one(n: usize) -> Result<(), String> {
                     of: shards.len() as u32,
                     resources: slice.clone(),
                     lease_owner: format!("{}:{}", queued.job_id, "0".repeat(32)),
+                    unit: None,
+                    discover: false,
                 }),
             })
             .map(|v| v.len())

@@ -8,16 +8,10 @@ use crate::domain::{DependencyDetail, DependencyDirection};
 #[test]
 fn dependencies_both_ways_and_dependents_first() {
     let mut app = res(Service::Ec2, "i-app", Some("m5.large"));
-    app.relations.push(Relation {
-        kind: "uses".into(),
-        target_id: "db-main".into(),
-    });
+    app.relations.push(Relation::new("uses", "db-main"));
     let db = res(Service::Rds, "db-main", Some("db.m5.large"));
     let mut fnx = res(Service::Lambda, "fn-x", None);
-    fnx.relations.push(Relation {
-        kind: "uses".into(),
-        target_id: "i-app".into(),
-    });
+    fnx.relations.push(Relation::new("uses", "i-app"));
     let lone = res(Service::S3, "b-lone", None);
     let inventory = vec![db.clone(), app.clone(), fnx.clone(), lone.clone()];
     assert_eq!(dependencies_for(&app, &inventory), vec!["db-main", "fn-x"]);
@@ -75,10 +69,7 @@ fn any_inventory() -> impl Strategy<Value = Vec<Resource>> {
         let mut r = res(Service::Ec2, &format!("r{id}"), None);
         r.relations = targets
             .into_iter()
-            .map(|t| Relation {
-                kind: "uses".into(),
-                target_id: format!("r{t}"),
-            })
+            .map(|t| Relation::new("uses", format!("r{t}")))
             .collect();
         r
     });
