@@ -98,7 +98,18 @@ async fn the_collector_sees_the_same_estate_in_the_synthetic_cloudwatch_as_in_th
     let from_synthetic = synthetic.fetch(&requests, start, end).await.unwrap();
     let points: usize = from_synthetic.iter().map(|s| s.points.len()).sum();
     assert!(points > 10_000, "only {points} points");
-    assert_eq!(rounded(&from_synthetic), rounded(&from_real));
+    let (syn, real_r) = (rounded(&from_synthetic), rounded(&from_real));
+    if syn != real_r {
+        let a: Vec<_> = syn.iter().map(|s| (&s.0, &s.1, &s.2, s.3.len(), s.3.first(), s.3.last())).collect();
+        let b: Vec<_> = real_r.iter().map(|s| (&s.0, &s.1, &s.2, s.3.len(), s.3.first(), s.3.last())).collect();
+        for (x, y) in a.iter().zip(b.iter()) {
+            if x != y {
+                eprintln!("DIFF synthetic {x:?}\n     emulator  {y:?}");
+            }
+        }
+        eprintln!("lens {} {}", a.len(), b.len());
+    }
+    assert_eq!(syn, real_r);
     assert_eq!(
         cw.served().get_metric_data,
         synthetic.calls().get_metric_data

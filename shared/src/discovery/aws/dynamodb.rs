@@ -92,7 +92,7 @@ pub(super) async fn discover(c: &UnitClients) -> Result<(Vec<Resource>, BTreeMap
             names.len() as u64,
         ),
         (
-            "ApplicationAutoScaling:DescribeScalableTargets".to_string(),
+            "Application Auto Scaling:DescribeScalableTargets".to_string(),
             pages(targets.len(), TARGETS_PAGE),
         ),
     ]);
