@@ -15,6 +15,7 @@ const Costs = lazy(() => import("./views/Costs").then((m) => m.Costs));
 const Savings = lazy(() => import("./views/Savings").then((m) => m.Savings));
 const Audit = lazy(() => import("./views/Audit").then((m) => m.Audit));
 const Thresholds = lazy(() => import("./views/Thresholds").then((m) => m.Thresholds));
+const Policies = lazy(() => import("./views/Policies").then((m) => m.Policies));
 
 function Nav() {
   const { path } = useLocation();
@@ -25,6 +26,7 @@ function Nav() {
     ["/savings", "Savings", true],
     ["/audit", "Audit", true],
     ["/thresholds", "Thresholds", can("admin")],
+    ["/policies", "Policies", can("admin")],
   ];
   return (
     <nav aria-label="Main">
@@ -93,6 +95,7 @@ export function App({ config }: { config: AppConfig }) {
             <Route path="/savings" component={Savings} />
             <Route path="/audit" component={Audit} />
             <Route path="/thresholds" component={Thresholds} />
+            <Route path="/policies" component={Policies} />
             <Route default component={NotFound} />
           </Router>
         </ErrorBoundary>

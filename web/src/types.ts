@@ -101,3 +101,26 @@ export interface ThresholdSet {
   note?: string;
   rules: Rule[];
 }
+
+export interface PolicyMatch {
+  services?: string[];
+  actions?: string[];
+  maxRisk: number;
+  minSavingsUsd?: number;
+  maxSavingsUsd?: number;
+  tags?: Record<string, string>;
+  excludeTags?: Record<string, string>;
+  accounts?: string[];
+}
+
+export interface Policy {
+  id: string;
+  version: number;
+  description?: string;
+  enabled: boolean;
+  dryRun: boolean;
+  match: PolicyMatch;
+  window: string[];
+  updatedBy: string;
+  updatedAt: string;
+}

@@ -83,6 +83,10 @@ const VIEWS: [string, string, (p: import("@playwright/test").Page) => Promise<vo
     await expect(p.getByRole("button", { name: /compliance report/ })).toBeEnabled();
   }],
   ["thresholds", "/thresholds", async (p) => void (await expect(p.locator("tbody tr").first()).toBeVisible())],
+  ["policies", "/policies", async (p) => {
+    await expect(p.getByTestId("policies")).toHaveAttribute("data-state", "ready");
+    await expect(p.getByRole("button", { name: "Create policy" })).toBeVisible();
+  }],
 ];
 
 for (const width of [1280, 390]) {
@@ -176,4 +180,58 @@ test("live updates come back after the connection drops, with what was missed", 
   await context.setOffline(false);
   await expect(p.getByTestId("live")).toHaveText(/Live/);
   await expect(p.locator(`li.row[data-id="${id}"]`)).toHaveCount(0); // refetched: no longer pending
+});
+
+test("an admin creates a dry-run policy through the form and sees it listed; a non-admin has no Policies view", async ({ browser }) => {
+  const a = await signIn(browser, "local-admin");
+  await a.getByRole("link", { name: "Policies" }).click();
+  await expect(a.getByRole("heading", { name: "Policies", level: 1 })).toBeVisible();
+  await expect(a.getByTestId("policies")).toHaveAttribute("data-state", "ready");
+  const id = `night-dev-${Date.now().toString(36)}`;
+  await a.getByLabel("Id").fill(id);
+  await a.getByLabel("Description").fill("dev instances at night");
+  await expect(a.getByLabel(/^Dry run/)).toBeChecked();
+  await a.getByRole("group", { name: "Services" }).getByLabel("ec2").check();
+  await a.getByRole("group", { name: "Actions" }).getByLabel("stop", { exact: true }).check();
+  await a.getByLabel("Highest risk approved").selectOption("1");
+  await a.getByLabel("Required tags").fill("env=dev");
+  await a.getByLabel("Excluded tags").fill("env=production");
+
+  // A window the server cannot read: its message is shown, nothing is saved.
+  await a.getByLabel("Execution windows").fill("Someday 22:00-06:00 Europe/Paris");
+  await a.getByRole("button", { name: "Create policy" }).click();
+  await expect(a.getByTestId("policy-error")).toContainText("(400)");
+  await expect(a.getByTestId("policy-error")).toContainText("Someday");
+  await expect(a.locator(`tr[data-id="${id}"]`)).toHaveCount(0);
+
+  await a.getByLabel("Execution windows").fill("Mon-Fri 22:00-06:00 Europe/Paris");
+  await a.getByRole("button", { name: "Create policy" }).click();
+  await expect(a.getByTestId("policy-saved")).toContainText(`Saved policy ${id}, version 1 (dry run)`);
+  await expect(a.getByTestId("policy-error")).toHaveCount(0);
+  const row = a.locator(`tr[data-id="${id}"]`);
+  await expect(row).toContainText("Mon-Fri 22:00-06:00 Europe/Paris");
+  await expect(row).toContainText("ec2");
+  await expect(row).toContainText("not env=production");
+  await expect(row.locator("td").nth(2)).toHaveText("yes"); // dry run
+  await expect(row).toContainText("v1");
+  expect(await serious(a)).toEqual([]);
+  await a.screenshot({ path: `${shots}/policies-listed-1280.png`, fullPage: true });
+  await a.setViewportSize({ width: 390, height: 844 });
+  await a.screenshot({ path: `${shots}/policies-listed-390.png`, fullPage: true });
+  await a.setViewportSize({ width: 1280, height: 900 });
+
+  // Edited from the list: the form names the version it is based on.
+  await row.getByRole("button", { name: `Edit ${id}` }).click();
+  await expect(a.getByRole("heading", { name: `Edit ${id} (version 1)` })).toBeFocused();
+  await expect(a.getByLabel("Id")).toHaveAttribute("readonly", "");
+  await a.getByRole("button", { name: "Save version 2" }).click();
+  await expect(row).toContainText("v2");
+  // The refused window's 400 is the one error the browser logs.
+  expect(consoleErrors(a).filter((e) => !/status of 400/.test(e))).toEqual([]);
+
+  const o = await signIn(browser, "local-approver");
+  await expect(o.getByRole("link", { name: "Jobs" })).toBeVisible();
+  await expect(o.getByRole("link", { name: "Policies" })).toHaveCount(0);
+  await o.goto(`${base()}/policies`);
+  await expect(o.getByText("Auto-approval policies are for admins.")).toBeVisible();
 });
