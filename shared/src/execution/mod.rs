@@ -387,6 +387,14 @@ async fn transition(
 /// state, memory), by default the request's `resource_snapshot`; without
 /// either the drift check has nothing to compare and passes. Of racing callers, one moves the request to `executing`; the
 /// others get `Conflict`. A redelivery of an execution in progress resumes it.
+/// The approval request `id`, or `NotFound`.
+async fn request(deps: &Deps<'_>, id: &str) -> Result<ApprovalRequest> {
+    deps.approvals
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::not_found("approval request", id))
+}
+
 pub async fn execute(
     deps: &Deps<'_>,
     id: &str,
@@ -396,11 +404,7 @@ pub async fn execute(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let req = deps
-        .approvals
-        .get(id)
-        .await?
-        .ok_or_else(|| Error::not_found("approval request", id))?;
+    let req = request(deps, id).await?;
     let target = target_of(&req, account);
     let acct = account_key(&target);
     let expected = expected.or(req.resource_snapshot.as_ref());
@@ -586,11 +590,7 @@ pub async fn rollback(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let req = deps
-        .approvals
-        .get(id)
-        .await?
-        .ok_or_else(|| Error::not_found("approval request", id))?;
+    let req = request(deps, id).await?;
     let mut record = deps.executions.get(id).await?.ok_or_else(|| {
         Error::Conflict(format!(
             "request {id} was not executed by the system: there is no pre-state to return to"
