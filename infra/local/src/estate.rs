@@ -269,6 +269,28 @@ pub(crate) fn resource(service: Service, i: usize) -> Resource {
     resource
 }
 
+/// The dimensions a resource publishes `q` under, as AWS does: the
+/// service's identity, the metric's own, and for the CloudWatch agent what
+/// its default configuration appends (CloudWatch matches the set exactly,
+/// so the collector must find it through ListMetrics).
+pub fn series_dimensions(
+    q: &MetricQuery,
+    service: Service,
+    id: &str,
+    resource_type: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut dimensions = dimensions_in(&q.namespace, service, id, &q.extra_dimensions);
+    if q.namespace == namespaces::CW_AGENT {
+        dimensions.push(("ImageId".into(), "ami-12c6146b".into()));
+        dimensions.push((
+            "InstanceType".into(),
+            resource_type.unwrap_or_default().into(),
+        ));
+        dimensions.sort();
+    }
+    dimensions
+}
+
 /// The resources of an estate of `mix`, without their metrics.
 pub fn resources(mix: &[(Service, usize)]) -> Vec<Resource> {
     mix.iter()
@@ -292,17 +314,8 @@ fn build(set: &ThresholdSet, now: DateTime<Utc>, days: i64, mix: &[(Service, usi
                 let values = (0..points)
                     .map(|h| sample(&q.metric, profile, i, k, start, period, h as u64))
                     .collect();
-                let mut dimensions =
-                    dimensions_in(&q.namespace, service, &resource.id, &q.extra_dimensions);
-                if q.namespace == namespaces::CW_AGENT {
-                    // The agent's default configuration appends these.
-                    dimensions.push(("ImageId".into(), "ami-12c6146b".into()));
-                    dimensions.push((
-                        "InstanceType".into(),
-                        resource.resource_type.clone().unwrap_or_default(),
-                    ));
-                    dimensions.sort();
-                }
+                let dimensions =
+                    series_dimensions(q, service, &resource.id, resource.resource_type.as_deref());
                 series.push(SeriesSeed {
                     namespace: q.namespace.clone(),
                     metric_name: q.metric.clone(),

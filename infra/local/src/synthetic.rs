@@ -25,7 +25,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::date_time::{DateTime as SmithyTime, Format};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use shared::analysis::MetricQuery;
-use shared::collector::{dimensions_in, resource_of_series};
+use shared::collector::resource_of_series;
 use shared::domain::{Service, ThresholdSet};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -46,6 +46,7 @@ struct Member {
     /// The resource's index within its service (the value generator's seed).
     index: usize,
     id: String,
+    resource_type: Option<String>,
 }
 
 struct Fleet {
@@ -106,6 +107,7 @@ impl SyntheticCloudWatch {
                         profile: estate::profile_for(service, i),
                         index: i,
                         id: r.id,
+                        resource_type: r.resource_type,
                     }
                 })
                 .collect();
@@ -204,7 +206,7 @@ impl SyntheticCloudWatch {
             {
                 continue;
             }
-            let dims = dimensions_in(&q.namespace, service, &m.id, &q.extra_dimensions);
+            let dims = estate::series_dimensions(q, service, &m.id, m.resource_type.as_deref());
             let all_there = wanted.iter().all(|(name, v)| {
                 dims.iter()
                     .any(|(n, dv)| n == name && v.is_none_or(|v| v == dv))
@@ -393,13 +395,19 @@ impl SyntheticCloudWatch {
             .iter()
             .find_map(|(service, (metrics, members))| {
                 let (id, _) = resource_of_series(*service, &dims)?;
+                let &index = self.fleet.by_id.get(&(*service, id))?;
+                let member = members.get(index)?;
                 let (k, mq) = metrics.iter().enumerate().find(|(_, m)| {
                     m.namespace == namespace
                         && m.metric == metric
-                        && dimensions_in(&m.namespace, *service, &id, &m.extra_dimensions) == dims
+                        && estate::series_dimensions(
+                            m,
+                            *service,
+                            &member.id,
+                            member.resource_type.as_deref(),
+                        ) == dims
                 })?;
-                let &index = self.fleet.by_id.get(&(*service, id))?;
-                Some((k, mq, members.get(index)?))
+                Some((k, mq, member))
             });
         let Some((k, mq, member)) = found else {
             return Ok(Vec::new());
