@@ -36,6 +36,9 @@ pub struct CallCounts {
 
 /// [`MetricSource`] over the CloudWatch API. Retries are the SDK's (its
 /// config's retry policy); pagination is the SDK's paginators.
+/// Every dimension set ListMetrics named for one (namespace, metric).
+type Listing = Arc<Vec<Vec<(String, String)>>>;
+
 #[derive(Debug)]
 pub struct CloudWatchSource {
     client: aws_sdk_cloudwatch::Client,
@@ -45,7 +48,7 @@ pub struct CloudWatchSource {
     get_metric_data_calls: AtomicU64,
     /// Listed dimension sets per (namespace, metric), with when they were
     /// listed: a cycle resolves chunk after chunk against one listing.
-    listed: Mutex<HashMap<(String, String), (Instant, Arc<Vec<Vec<(String, String)>>>)>>,
+    listed: Mutex<HashMap<(String, String), (Instant, Listing)>>,
 }
 
 /// How long a listing of dimension sets is reused: well within one cycle,
