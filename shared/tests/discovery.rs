@@ -408,7 +408,11 @@ async fn every_service_is_discovered_with_its_attributes_in_two_regions() {
         let vols: Vec<&Resource> = rs.iter().filter(|r| r.service == Service::Ebs).collect();
         let gp2 = vols
             .iter()
-            .find(|v| v.resource_type.as_deref() == Some("gp2"))
+            // Not the instance's root volume, which RunInstances makes gp2 too.
+            .find(|v| {
+                v.resource_type.as_deref() == Some("gp2")
+                    && v.tags.get("owner").map(String::as_str) == Some("data")
+            })
             .expect("the gp2 volume");
         assert_eq!(attr(gp2, "sizeGiB"), 100);
         assert_eq!(attr(gp2, "attached"), true);
