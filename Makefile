@@ -58,14 +58,16 @@ bench-startup: lambda-release
 ## against the local stack (finops-dev on free ports, demo estate).
 ## Screenshots of every view at 1280 and 390 px go to target/screenshots/.
 .PHONY: web-test web-bench
+# Built as `cargo test --workspace` builds (all targets, so the same feature
+# unification): `-p finops-dev` alone would compile the AWS SDKs again.
 web-test: bootstrap
-	cargo build -q -p finops-dev
+	cargo build -q --workspace --all-targets
 	cd web && npx playwright test
 
 ## The dashboard's figures: initial load (gzip), first rendered queue, frame
 ## time while scrolling 10,000 requests (target/web-bench.json).
 web-bench: bootstrap
-	cargo build -q -p finops-dev
+	cargo build -q --workspace --all-targets
 	cd web && npx playwright test --config playwright.bench.config.ts
 
 ## Benchmarks; each prints its figures.
