@@ -183,9 +183,9 @@ pub async fn create_member_account(
     aws_sdk_iam::Client::new(&admin)
         .create_role()
         .role_name(role_name)
-        .assume_role_policy_document(format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"sts:AssumeRole"}}]}}"#
-        ))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#,
+        )
         .send()
         .await
         .map_err(|x| e("member role", aws_sdk_iam::error::DisplayErrorContext(x).to_string()))?;

@@ -34,6 +34,9 @@ pub struct CallCounts {
     pub get_metric_data: u64,
 }
 
+/// The dimension sets ListMetrics showed for one metric.
+type DimensionSets = Arc<Vec<Vec<(String, String)>>>;
+
 /// [`MetricSource`] over the CloudWatch API. Retries are the SDK's (its
 /// config's retry policy); pagination is the SDK's paginators.
 #[derive(Debug)]
@@ -45,7 +48,7 @@ pub struct CloudWatchSource {
     get_metric_data_calls: AtomicU64,
     /// Listed dimension sets per (namespace, metric), with when they were
     /// listed: a cycle resolves chunk after chunk against one listing.
-    listed: Mutex<HashMap<(String, String), (Instant, Arc<Vec<Vec<(String, String)>>>)>>,
+    listed: Mutex<HashMap<(String, String), (Instant, DimensionSets)>>,
 }
 
 /// How long a listing of dimension sets is reused: well within one cycle,

@@ -81,12 +81,15 @@ impl Clients {
     }
 }
 
+/// Clients per (account, `None` for the deploying one; region).
+type ClientCache = Mutex<HashMap<(Option<String>, String), Arc<Clients>>>;
+
 /// The execution adapter.
 pub struct AwsActuator {
     accounts: AccountConfigs,
     counter: CallCounter,
     max_wait: Duration,
-    clients: Mutex<HashMap<(Option<String>, String), Arc<Clients>>>,
+    clients: ClientCache,
 }
 
 impl AwsActuator {
