@@ -2,6 +2,7 @@
 
 use crate::domain::IllegalTransition;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,41 @@ impl Error {
                 }
             }
             _ => Error::Internal(format!("{operation}: {}", describe(&err))),
+        }
+    }
+}
+
+impl Error {
+    /// Classifies an SDK waiter's failure. Running out of time is
+    /// retryable (AWS is still working: the step is taken up again later,
+    /// under the same key); a state the resource will not leave (an
+    /// instance terminated while waiting for it to run) is not; a failed
+    /// poll is classified as the call it made.
+    pub fn from_waiter<O, E>(waiting_for: &str, err: WaiterError<O, E>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match err {
+            WaiterError::ExceededMaxWait(w) => Error::Unavailable(format!(
+                "waiting for {waiting_for}: not done after {}s ({} polls)",
+                w.elapsed().as_secs(),
+                w.poll_count()
+            )),
+            WaiterError::FailureState(f) => {
+                let why = match f.final_poll().as_result() {
+                    Ok(_) => String::new(),
+                    Err(e) => format!(
+                        " ({}: {})",
+                        e.code().unwrap_or("Unknown"),
+                        e.message().unwrap_or("")
+                    ),
+                };
+                Error::Internal(format!(
+                    "waiting for {waiting_for}: the resource reached a state it will not leave{why}"
+                ))
+            }
+            WaiterError::OperationFailed(e) => Error::from_sdk(waiting_for, e.into_error()),
+            other => Error::Internal(format!("waiting for {waiting_for}: {other}")),
         }
     }
 }

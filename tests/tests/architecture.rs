@@ -199,10 +199,11 @@ fn only_the_config_module_reads_the_environment() {
 /// Where an AWS SDK type may appear: the core's adapters, each function's
 /// wiring (the one constructor that builds its clients), and the local stack,
 /// which plays AWS.
-const SDK_ALLOWED: [&str; 13] = [
+const SDK_ALLOWED: [&str; 14] = [
     "shared/src/dynamo/",
-    // The discovery adapters (shared's `discovery` feature).
+    // The discovery and execution adapters (shared's `discovery` feature).
     "shared/src/discovery/aws/",
+    "shared/src/execution/aws/",
     "shared/src/queue/sqs.rs",
     "shared/src/collector/cloudwatch.rs",
     "shared/src/costs/explorer.rs",

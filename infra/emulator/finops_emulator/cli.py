@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 
 from . import (
-    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, elasticache, query_parser, seed,
+    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, ec2_tokens, ecs, elasticache, query_parser, seed,
     sqs, sts,
 )
 from .middleware import SerializedServices
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_query.install_dynamodb_query_patch()
         dynamodb_render.install_dynamodb_render_patch()
         elasticache.install_elasticache_patch()
+        ec2_tokens.install_ec2_tokens_patch()
+        ecs.install_ecs_patch()
         sts.install_sts_assume_role_patch()
         seed._PATCHED = True
 

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[cfg(feature = "discovery")]
-mod aws;
+pub(crate) mod aws;
 #[cfg(feature = "discovery")]
 pub use aws::AwsEstate;
 
@@ -55,6 +55,16 @@ pub enum AccountsMode {
     /// Every active account of the Organization, reached by assuming
     /// `role_name` in each (the management account through its own role).
     Organization { role_name: String },
+}
+
+impl AccountsMode {
+    /// The member role assumed in the other accounts, if any.
+    pub fn role_name(&self) -> Option<String> {
+        match self {
+            AccountsMode::SelfOnly => None,
+            AccountsMode::Organization { role_name } => Some(role_name.clone()),
+        }
+    }
 }
 
 /// What a deployment covers.

@@ -6,8 +6,12 @@
 //! read back and verified; the approval transitions carry the pre- and
 //! post-state into the audit trail, and each step gets its own entry.
 
+#[cfg(feature = "discovery")]
+mod aws;
 mod port;
 
+#[cfg(feature = "discovery")]
+pub use aws::{AwsActuator, DEFAULT_MAX_WAIT};
 pub use port::*;
 
 use crate::approvals::record_transition;

@@ -7,7 +7,7 @@
 //! the unit's region and, for another account of the Organization, the
 //! credentials of the member role assumed there ([`accounts`]).
 
-mod accounts;
+pub(crate) mod accounts;
 mod dynamodb;
 mod ec2;
 mod ecs;
@@ -20,12 +20,13 @@ use super::{AccountsMode, Estate, Regions, Scope, Unit, UnitDiscovery};
 use crate::calls::CallCounter;
 use crate::collector::{CloudWatchSource, MetricSource};
 use crate::domain::{relation_kinds, Relation, Resource, Service};
-use crate::{Error, Result};
+use crate::Result;
+use accounts::AccountConfigs;
 use async_trait::async_trait;
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Most `admits` relations one resource gets from security-group
 /// references: a group admitted by a whole fleet would otherwise give each
@@ -54,13 +55,10 @@ impl UnitClients {
 
 /// The discovery adapter.
 pub struct AwsEstate {
-    base: SdkConfig,
     scope: Scope,
     home_region: String,
     /// Per account: the SDK configuration whose credentials reach it.
-    configs: Mutex<HashMap<String, SdkConfig>>,
-    /// The deploying account, once asked.
-    own_account: tokio::sync::OnceCell<String>,
+    accounts: AccountConfigs,
 }
 
 impl AwsEstate {
@@ -71,52 +69,24 @@ impl AwsEstate {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".to_string());
+        let accounts = AccountConfigs::new(base, scope.accounts.role_name(), "finops-discovery");
         AwsEstate {
-            base,
             scope,
             home_region,
-            configs: Mutex::new(HashMap::new()),
-            own_account: tokio::sync::OnceCell::new(),
+            accounts,
         }
     }
 
     async fn own_account(&self) -> Result<String> {
-        self.own_account
-            .get_or_try_init(|| accounts::caller_account(&self.base))
-            .await
-            .cloned()
+        self.accounts.own_account().await
     }
 
-    /// The configuration reaching `account` (assuming the member role there
-    /// unless it is the deploying account), in `region`.
+    /// The configuration reaching the unit's account (assuming the member
+    /// role there unless it is the deploying account), in its region.
     async fn config_for(&self, unit: &Unit) -> Result<SdkConfig> {
-        let cached = self
-            .configs
-            .lock()
-            .map_err(|_| Error::Internal("discovery credentials lock poisoned".into()))?
-            .get(&unit.account_id)
-            .cloned();
-        let account_config = match cached {
-            Some(c) => c,
-            None => {
-                let own = self.own_account().await?;
-                let c = match &self.scope.accounts {
-                    AccountsMode::Organization { role_name } if unit.account_id != own => {
-                        accounts::assume_member_role(&self.base, &unit.account_id, role_name)
-                            .await?
-                    }
-                    _ => self.base.clone(),
-                };
-                if let Ok(mut map) = self.configs.lock() {
-                    map.insert(unit.account_id.clone(), c.clone());
-                }
-                c
-            }
-        };
-        Ok(account_config
-            .to_builder()
-            .region(Region::new(unit.region.clone()))
-            .build())
+        self.accounts
+            .config_for(Some(&unit.account_id), &unit.region)
+            .await
     }
 }
 
@@ -126,11 +96,13 @@ impl Estate for AwsEstate {
         let own = self.own_account().await?;
         let accounts = match &self.scope.accounts {
             AccountsMode::SelfOnly => vec![own],
-            AccountsMode::Organization { .. } => accounts::active_accounts(&self.base).await?,
+            AccountsMode::Organization { .. } => {
+                accounts::active_accounts(self.accounts.base()).await?
+            }
         };
         let regions = match &self.scope.regions {
             Regions::List(list) => list.clone(),
-            Regions::All => ec2::enabled_regions(&self.base).await?,
+            Regions::All => ec2::enabled_regions(self.accounts.base()).await?,
         };
         let mut units: Vec<Unit> = accounts
             .iter()
