@@ -26,6 +26,18 @@ pub async fn open(
     now: DateTime<Utc>,
 ) -> Result<(ApprovalRequest, CreateOutcome)> {
     let request = ApprovalRequest::new(recommendation, actor, cycle_id.clone(), now, ttl);
+    open_request(store, request, actor, now).await
+}
+
+/// Opens `request` (built by the caller, e.g. with the state it was made
+/// on) unless an open one exists for the same resource and action.
+pub async fn open_request(
+    store: &dyn ApprovalStore,
+    request: ApprovalRequest,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(ApprovalRequest, CreateOutcome)> {
+    let cycle_id = request.cycle_id.clone();
     let audit = AuditEntry {
         id: audit_id(&format!("{}|created", request.id)),
         entity_type: ENTITY.into(),

@@ -40,6 +40,39 @@ pub enum Event {
         job_id: String,
         report: serde_json::Value,
     },
+    /// One step of an execution or rollback, as it finishes.
+    #[serde(rename = "execution.progress", rename_all = "camelCase")]
+    ExecutionProgress {
+        request_id: String,
+        resource_id: String,
+        phase: crate::domain::execution::Phase,
+        /// 1-based position of the step, of `total`.
+        step: u32,
+        total: u32,
+        op: String,
+        status: crate::execution::StepStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aws_request_id: Option<String>,
+    },
+    #[serde(rename = "optimization_action_executed", rename_all = "camelCase")]
+    OptimizationActionExecuted {
+        request: ApprovalRequest,
+        pre_state: serde_json::Value,
+        post_state: serde_json::Value,
+    },
+    #[serde(rename = "execution.failed", rename_all = "camelCase")]
+    ExecutionFailed {
+        request_id: String,
+        resource_id: String,
+        code: String,
+        error: String,
+    },
+    #[serde(rename = "rollback.completed", rename_all = "camelCase")]
+    RollbackCompleted {
+        request: ApprovalRequest,
+        pre_state: serde_json::Value,
+        post_state: serde_json::Value,
+    },
     #[serde(rename = "operator.alert", rename_all = "camelCase")]
     OperatorAlert {
         stage: crate::domain::Stage,
@@ -61,6 +94,15 @@ impl Event {
                 Topic::Approvals,
                 Topic::Resource(request.recommendation.resource_id.clone()),
             ],
+            Event::OptimizationActionExecuted { request, .. }
+            | Event::RollbackCompleted { request, .. } => vec![
+                Topic::Approvals,
+                Topic::Resource(request.recommendation.resource_id.clone()),
+            ],
+            Event::ExecutionProgress { resource_id, .. }
+            | Event::ExecutionFailed { resource_id, .. } => {
+                vec![Topic::Approvals, Topic::Resource(resource_id.clone())]
+            }
             Event::CostReport { .. } => vec![Topic::Costs],
             Event::OperatorAlert { .. } => vec![Topic::Approvals, Topic::Jobs],
         }
@@ -71,9 +113,9 @@ impl Event {
     pub fn owner(&self) -> Option<&str> {
         match self {
             Event::ApprovalRequestCreated { request }
-            | Event::ApprovalDecisionMade { request, .. } => {
-                request.recommendation.owner.as_deref()
-            }
+            | Event::ApprovalDecisionMade { request, .. }
+            | Event::OptimizationActionExecuted { request, .. }
+            | Event::RollbackCompleted { request, .. } => request.recommendation.owner.as_deref(),
             _ => None,
         }
     }

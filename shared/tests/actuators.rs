@@ -61,6 +61,7 @@ impl World {
             audit: &self.audit,
             executions: &self.executions,
             actuator: &self.actuator,
+            notifier: &shared::notify::LogNotifier,
         }
     }
 

@@ -152,6 +152,7 @@ async fn twenty_racing_executions_make_one_change_and_a_rollback_restores_it() {
                 audit: &audit,
                 executions: &executions,
                 actuator: lambda.as_ref(),
+                notifier: &shared::notify::LogNotifier,
             };
             execute(
                 &deps,
@@ -184,6 +185,7 @@ async fn twenty_racing_executions_make_one_change_and_a_rollback_restores_it() {
             audit: &audit,
             executions: &executions,
             actuator: lambda.as_ref(),
+            notifier: &shared::notify::LogNotifier,
         };
         let later = now + Duration::minutes(20);
         assert!(matches!(
@@ -269,6 +271,7 @@ async fn twenty_racing_executions_make_one_change_and_a_rollback_restores_it() {
         audit: &audit,
         executions: &executions,
         actuator: lambda.as_ref(),
+        notifier: &shared::notify::LogNotifier,
     };
     let out = rollback(&deps, &req.id, "latency went up", &settings, "bob", now)
         .await

@@ -33,6 +33,9 @@ pub struct Config {
     pub cost_pages_per_user_hour: u32,
     pub forecast_source: ForecastSource,
     pub metric_retention: chrono::Duration,
+    /// How long `POST .../preview` waits for the processor's answer before
+    /// it answers 202 with the job (PREVIEW_WAIT_MS, default 8000).
+    pub preview_wait: std::time::Duration,
 }
 
 impl Config {
@@ -70,6 +73,11 @@ impl Config {
                 "METRIC_RETENTION_DAYS",
                 30,
                 3650,
+            )?),
+            preview_wait: std::time::Duration::from_millis(env.positive(
+                "PREVIEW_WAIT_MS",
+                8000,
+                25_000,
             )?),
         })
     }

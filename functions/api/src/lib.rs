@@ -123,6 +123,14 @@ async fn dispatch(
         Execute => {
             approvals::decide(&ctx, &p.next()?, Decision::Execute, query(r)?, body(r)?).await
         }
+        Preview => {
+            let (_, _): (extract::NoQuery, executions::NoBody) = (query(r)?, body(r)?);
+            executions::preview(&ctx, &p.next()?).await
+        }
+        Rollback => {
+            let (_, b): (extract::NoQuery, executions::RollbackBody) = (query(r)?, body(r)?);
+            executions::rollback(&ctx, &p.next()?, b.reason).await
+        }
         Recommendations => recommendations::list(&ctx, query(r)?).await,
         ListResources => resources::list(&ctx, query(r)?).await,
         Accounts => accounts::list(&ctx, query(r)?).await,

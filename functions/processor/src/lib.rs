@@ -2,6 +2,8 @@
 //! reporting each failed message individually (ReportBatchItemFailures), so
 //! one bad message never fails its batch-mates.
 
+pub mod execution;
+
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Duration, Utc};
 use shared::channels::ChannelsConfig;
@@ -11,9 +13,10 @@ use shared::costs::{
     run_cost_job, Allowance, CostExplorerSource, CostJobOutcome, Costs, ForecastSource,
 };
 use shared::cycle::{self, CycleConfig, Handled, Ports};
-use shared::discovery::{AwsEstate, Estate, NoEstate, Scope};
+use shared::discovery::{AccountsMode, AwsEstate, Estate, NoEstate, Scope};
 use shared::domain::{JobKind, JobMessage};
 use shared::dynamo::*;
+use shared::execution::AwsActuator;
 use shared::notify::Notifier;
 use shared::queue::SqsJobQueue;
 use shared::store::PageTokenCodec;
@@ -46,6 +49,10 @@ pub struct Config {
     /// `None` with DISCOVERY=false: CloudWatch and the inventory only.
     pub discovery: Option<DiscoveryConfig>,
     pub cycle: CycleConfig,
+    /// Where executions record plans and steps (EXECUTIONS_TABLE).
+    pub executions_table: String,
+    /// Windows, caps and the breaker executions keep to.
+    pub execution: shared::execution::Settings,
 }
 
 /// template.yaml's `Regions`, `AccountsMode` and `MemberRoleName`, as given;
@@ -123,6 +130,8 @@ impl Config {
             accounts_table: env.require("ACCOUNTS_TABLE")?,
             discovery: discovery_config(env)?,
             cycle,
+            executions_table: env.require("EXECUTIONS_TABLE")?,
+            execution: execution::settings_from_env(env)?,
         })
     }
 }
@@ -159,6 +168,9 @@ pub struct Processor {
     pub cost_cache: DynamoCostCache,
     pub coverage: DynamoCoverage,
     pub estate: Box<dyn Estate>,
+    pub executions: DynamoExecutions,
+    /// The AWS side of executions, over the same accounts discovery reaches.
+    pub actuator: Box<dyn shared::execution::Actuator>,
 }
 
 impl Processor {
@@ -185,6 +197,7 @@ impl Processor {
         let notifier = shared::channels::build(&channels, aws, connections)
             .map_err(|e| ConfigError::Rule(e.to_string()))?;
         let estate = estate_for(&config, aws)?;
+        let actuator = actuator_for(&config, aws)?;
         Ok(Self::with_clients(
             config,
             ddb,
@@ -193,7 +206,14 @@ impl Processor {
             aws_sdk_costexplorer::Client::new(aws),
             notifier,
         )
-        .with_estate(estate))
+        .with_estate(estate)
+        .with_actuator(actuator))
+    }
+
+    /// Executions through `actuator` instead of the one the constructor built.
+    pub fn with_actuator(mut self, actuator: Box<dyn shared::execution::Actuator>) -> Self {
+        self.actuator = actuator;
+        self
     }
 
     /// Discovery through `estate` instead of the one the constructor built.
@@ -209,6 +229,8 @@ impl Processor {
     ) -> Processor {
         // A scope that does not parse was refused by Config::from_env.
         let estate = estate_for(&config, aws).unwrap_or_else(|_| Box::new(NoEstate));
+        let actuator = actuator_for(&config, aws)
+            .unwrap_or_else(|_| Box::new(AwsActuator::new(aws.clone(), &AccountsMode::SelfOnly)));
         Self::with_clients(
             config,
             aws_sdk_dynamodb::Client::new(aws),
@@ -218,6 +240,7 @@ impl Processor {
             notifier,
         )
         .with_estate(estate)
+        .with_actuator(actuator)
     }
 
     /// The adapters over clients built elsewhere (benchmarks attach a call
@@ -252,6 +275,8 @@ impl Processor {
             recommendations: DynamoRecommendations::new(ddb.clone(), &config.recommendations_table),
             coverage: DynamoCoverage::new(ddb.clone(), &config.accounts_table),
             estate: Box::new(NoEstate),
+            executions: DynamoExecutions::new(ddb.clone(), &config.executions_table),
+            actuator: Box::new(shared::execution::NoActuator),
             cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
             cost_explorer: CostExplorerSource::new(cost_explorer),
             source: CloudWatchSource::new(cloudwatch),
@@ -300,6 +325,26 @@ fn estate_for(
     Ok(Box::new(AwsEstate::new(aws.clone(), scope)))
 }
 
+/// The execution adapter: the accounts of discovery's scope (one's own
+/// without discovery), with the deployment's SDK configuration.
+fn actuator_for(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Box<dyn shared::execution::Actuator>, ConfigError> {
+    let home = aws
+        .region()
+        .map_or("us-east-1".to_string(), |r| r.to_string());
+    let accounts = match &config.discovery {
+        Some(d) => {
+            d.scope(&home)
+                .map_err(|e| ConfigError::Rule(e.to_string()))?
+                .accounts
+        }
+        None => AccountsMode::SelfOnly,
+    };
+    Ok(Box::new(AwsActuator::new(aws.clone(), &accounts)))
+}
+
 /// Handles a batch: each message on its own; the ids of those that failed
 /// come back so SQS redelivers only them (and dead-letters them after the
 /// queue's maxReceiveCount).
@@ -322,6 +367,12 @@ pub async fn handle(
             .as_deref()
             .map(serde_json::from_str::<JobMessage>)
         {
+            Some(Ok(message)) if message.kind == JobKind::Execution => {
+                let span = tracing::info_span!("execution", job_id = %message.job_id);
+                execution::handle(processor, &message, receive_count, now)
+                    .instrument(span)
+                    .await
+            }
             Some(Ok(message)) if message.kind == JobKind::CostAnalysis => {
                 let costs = Costs {
                     source: &processor.cost_explorer,

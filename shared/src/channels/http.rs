@@ -207,7 +207,10 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 fn wanted(event: &Event) -> bool {
-    !matches!(event, Event::JobProgress { .. })
+    !matches!(
+        event,
+        Event::JobProgress { .. } | Event::ExecutionProgress { .. }
+    )
 }
 
 /// A delivery as its receiver sees it: the signed headers and the raw body.
@@ -457,6 +460,43 @@ fn slack_line(event: &Event) -> String {
                 .unwrap_or_default()
         ),
         Event::CostReport { job_id, .. } => format!("Cost report ready (job {job_id})"),
+        Event::ExecutionProgress {
+            request_id,
+            resource_id,
+            phase,
+            step,
+            total,
+            op,
+            status,
+            ..
+        } => format!(
+            "{} of {request_id} ({resource_id}): step {step}/{total} {op} {}",
+            phase.as_str(),
+            serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+        Event::OptimizationActionExecuted { request, .. } => format!(
+            ":white_check_mark: Executed {} on {} ({}), {} a month",
+            request.recommendation.action.as_str(),
+            request.recommendation.resource_id,
+            request.id,
+            usd(request.recommendation.monthly_savings_usd)
+        ),
+        Event::ExecutionFailed {
+            request_id,
+            resource_id,
+            code,
+            error,
+        } => format!(":x: Execution of {request_id} ({resource_id}) failed [{code}]: {error}"),
+        Event::RollbackCompleted { request, .. } => format!(
+            ":leftwards_arrow_with_hook: Rolled back {} on {} ({}): {}",
+            request.recommendation.action.as_str(),
+            request.recommendation.resource_id,
+            request.id,
+            request.status.as_str()
+        ),
         Event::OperatorAlert {
             stage,
             consecutive_failures,

@@ -71,18 +71,22 @@ pub(super) async fn finalize(
         // Each request is its own transaction (request, open-lock, audit
         // entry), so they are independent: open a bounded number at once.
         // A retry of the cycle finds the ones already open through the lock.
+        // Each request keeps the state its recommendation was made on, which
+        // an execution compares with the live state (drift).
+        let by_id: std::collections::HashMap<&str, &crate::domain::Resource> =
+            inventory.iter().map(|r| (r.id.as_str(), r)).collect();
         let opened = futures::stream::iter(recs.into_iter().map(|rec| {
             let job_id = job_id.clone();
+            let expected = by_id
+                .get(rec.resource_id.as_str())
+                .map(|r| crate::domain::execution::expected_from(r));
             async move {
-                let result = approvals::open(
-                    ports.approvals,
-                    rec,
-                    "cycle",
-                    Some(job_id),
-                    cfg.approval_ttl,
-                    now,
-                )
-                .await;
+                let mut request =
+                    ApprovalRequest::new(rec, "cycle", Some(job_id), now, cfg.approval_ttl);
+                if let Some(e) = expected.filter(|e| !e.is_empty()) {
+                    request = request.with_resource_snapshot(e);
+                }
+                let result = approvals::open_request(ports.approvals, request, "cycle", now).await;
                 if let Ok((request, CreateOutcome::Created)) = &result {
                     ports
                         .notifier

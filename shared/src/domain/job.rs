@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum JobKind {
     OptimizationCycle,
     CostAnalysis,
+    /// Execute, roll back or preview one approval request.
+    Execution,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

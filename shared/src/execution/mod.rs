@@ -8,6 +8,7 @@
 
 #[cfg(feature = "discovery")]
 mod aws;
+pub mod job;
 mod port;
 
 #[cfg(feature = "discovery")]
@@ -57,6 +58,8 @@ pub struct Deps<'a> {
     pub audit: &'a dyn AuditStore,
     pub executions: &'a dyn ExecutionStore,
     pub actuator: &'a dyn Actuator,
+    /// Where `execution.progress` goes, step by step.
+    pub notifier: &'a dyn crate::notify::Notifier,
 }
 
 /// Why an execution changed nothing and failed the request.
@@ -115,12 +118,14 @@ pub struct Check {
     pub detail: serde_json::Value,
 }
 
+/// Where the request's resource lives: the account given, else the one
+/// discovery found it in.
 fn target_of(req: &ApprovalRequest, account: Option<String>) -> Target {
     Target {
         service: req.recommendation.service,
         resource_id: req.recommendation.resource_id.clone(),
         region: req.recommendation.region.clone(),
-        account_id: account,
+        account_id: account.or_else(|| req.recommendation.account_id.clone()),
     }
 }
 
@@ -361,6 +366,20 @@ async fn run_steps(
         }
         deps.executions.finish_step(&rec).await?;
         audit_step(deps, &rec, actor, now).await?;
+        let progress = crate::notify::Event::ExecutionProgress {
+            request_id: request_id.into(),
+            resource_id: target.resource_id.clone(),
+            phase,
+            step: rec.index + 1,
+            total: steps.len() as u32,
+            op: rec.step.op(),
+            status: rec.status,
+            aws_request_id: rec.applied.aws_request_id.clone(),
+        };
+        // The step is done and audited; a lost progress frame is only a log line.
+        if let Err(e) = deps.notifier.publish(&progress).await {
+            tracing::warn!(request_id, error = %e, "execution progress not published");
+        }
         let failed = rec.status == StepStatus::Failed;
         done.push(rec);
         if failed {

@@ -184,3 +184,22 @@ pub trait ExecutionStore: Send + Sync {
     /// A success resets the account's consecutive failures; a failure adds one.
     async fn record_outcome(&self, account: &str, ok: bool, now: DateTime<Utc>) -> Result<()>;
 }
+
+/// The actuator of a process built without one (benchmarks of the cycle):
+/// every call is refused, so nothing can change by accident.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoActuator;
+
+#[async_trait]
+impl Actuator for NoActuator {
+    async fn read_state(&self, _target: &Target) -> Result<Option<ResourceState>> {
+        Err(crate::Error::Validation(
+            "this process was built without an AWS actuator".into(),
+        ))
+    }
+    async fn apply(&self, _call: StepCall<'_>) -> Result<Applied> {
+        Err(crate::Error::Validation(
+            "this process was built without an AWS actuator".into(),
+        ))
+    }
+}

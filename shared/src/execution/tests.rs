@@ -361,6 +361,7 @@ impl World {
             audit: &self.audit,
             executions: &self.executions,
             actuator: &self.ec2,
+            notifier: &crate::notify::LogNotifier,
         }
     }
     fn status(&self, id: &str) -> ApprovalStatus {

@@ -69,17 +69,25 @@ impl SqsJobQueue {
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn send(&self, message: &JobMessage) -> Result<()> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(serde_json::to_string(message)?)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("SendMessage", e))?;
-        Ok(())
+        self.send_delayed(message, 0).await
     }
 
     async fn send_batch(&self, messages: &[JobMessage]) -> Result<()> {
         Ok(self.send_all(messages).await?)
+    }
+}
+
+impl SqsJobQueue {
+    /// Sends `message`, held back `delay_seconds` (at most 900, SQS's limit).
+    pub async fn send_delayed(&self, message: &JobMessage, delay_seconds: i32) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(serde_json::to_string(message)?)
+            .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds.min(900)))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("SendMessage", e))?;
+        Ok(())
     }
 }

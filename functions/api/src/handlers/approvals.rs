@@ -126,13 +126,17 @@ pub async fn decide(ctx: &Ctx<'_>, id: &str, which: Decision, _: NoQuery, b: Dec
                 )
                 .with_details(json!({ "field": "outcome" })))
             }
+            // Without an outcome the system carries it out.
             None => {
-                return Err(ApiError::new(
-                    422,
-                    "unprocessable",
-                    "outcome is required: 'executed' or 'failed'",
-                )
-                .with_details(json!({ "field": "outcome" })))
+                if b.details.is_some() {
+                    return Err(ApiError::new(
+                        422,
+                        "unprocessable",
+                        "details go with an outcome ('executed' or 'failed') recorded by hand",
+                    )
+                    .with_details(json!({ "field": "details" })));
+                }
+                return super::executions::execute(ctx, id).await;
             }
         },
     };

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod costs;
+pub mod executions;
 pub mod health;
 pub mod jobs;
 pub mod metrics;

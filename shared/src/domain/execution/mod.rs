@@ -19,6 +19,7 @@ pub use plan::{
     NotExecutable, Phase, PlanOptions, Step,
 };
 pub use rollback::{rollback_plan, undo, Undo};
+pub use state::expected_from;
 pub use state::{
     BillingMode, Ec2State, Field, ResourceDetails, ResourceState, ServiceStatus, StateSnapshot,
     StorageClass, VolumeState, EXCLUSION_TAG,

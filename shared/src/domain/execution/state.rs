@@ -340,6 +340,44 @@ impl ResourceState {
 /// The default exclusion tag key (configurable, SPEC section 9).
 pub const EXCLUSION_TAG: &str = "finops:exclude";
 
+/// What the recommendation was made on, from the inventory: the fields the
+/// drift check compares (type, size, state, memory) that discovery records.
+/// A field the inventory does not know is left out, so it is not compared.
+pub fn expected_from(resource: &crate::domain::Resource) -> StateSnapshot {
+    use crate::domain::Service;
+    let mut out = StateSnapshot::new();
+    let attr = |name: &str| -> Option<String> {
+        match resource.attributes.get(name)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let ty = resource.resource_type.clone();
+    match resource.service {
+        Service::Ec2 => {
+            ty.map(|t| out.insert(Field::Type, t));
+            attr("state").map(|v| out.insert(Field::State, v));
+        }
+        Service::Ebs => {
+            ty.map(|t| out.insert(Field::Type, t));
+            attr("sizeGiB").map(|v| out.insert(Field::Size, v));
+        }
+        Service::Rds => {
+            ty.map(|t| out.insert(Field::Type, t));
+        }
+        Service::ElastiCache => {
+            ty.map(|t| out.insert(Field::Type, t));
+            attr("numCacheNodes").map(|v| out.insert(Field::Size, v));
+        }
+        Service::Lambda => {
+            attr("memorySize").map(|v| out.insert(Field::MemoryMb, v));
+        }
+        Service::Ecs | Service::DynamoDb | Service::S3 => {}
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
