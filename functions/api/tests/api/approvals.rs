@@ -180,7 +180,7 @@ async fn approvals_list_get_and_decide() {
     // Execute: outcome validated; only an approved request executes.
     let path = format!("/api/approval-requests/{}/execute", a.id);
     for bad in [
-        json!({}),
+        json!({"details": {"changeTicket": "CHG-1"}}),
         json!({"outcome": "done"}),
         json!({"outcome": "executed", "details": "text"}),
     ] {
@@ -199,6 +199,47 @@ async fn approvals_list_get_and_decide() {
         )
         .await;
     assert_eq!(r.status, 409);
+    // Without an outcome the system executes it: a job for the processor,
+    // the same one however often it is asked for.
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let r = h
+            .call(Role::Approver, "POST", &path, &[], Some(json!({})))
+            .await;
+        assert_eq!(r.status, 202, "{r:?}");
+        jobs.push(r.body["jobId"].as_str().unwrap().to_string());
+    }
+    assert!(jobs.windows(2).all(|w| w[0] == w[1]), "{jobs:?}");
+    let r = h
+        .call(Role::Viewer, "GET", &format!("/api/jobs/{}", jobs[0]), &[], None)
+        .await;
+    assert_eq!(r.body["kind"], "execution", "{r:?}");
+    assert_eq!(r.body["params"]["op"], "execute");
+    // A viewer may not; a rejected request cannot be executed.
+    let r = h
+        .call(Role::Viewer, "POST", &path, &[], Some(json!({})))
+        .await;
+    assert_eq!(r.status, 403);
+    let rejected = format!("/api/approval-requests/{}/execute", b.id);
+    let r = h
+        .call(Role::Approver, "POST", &rejected, &[], Some(json!({})))
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    // Rollback wants a reason and an executed request.
+    let back = format!("/api/approval-requests/{}/rollback", a.id);
+    let r = h
+        .call(Role::Approver, "POST", &back, &[], Some(json!({})))
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let r = h
+        .call(Role::Approver, "POST", &back, &[], Some(json!({"reason": "undo"})))
+        .await;
+    assert_eq!(r.status, 409, "not executed yet: {r:?}");
+    // Preview: no processor runs here, so after its wait the api hands back the job.
+    let look = format!("/api/approval-requests/{}/preview", a.id);
+    let r = h.call(Role::Approver, "POST", &look, &[], None).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert!(r.body["jobId"].is_string());
     let mut req = Req::from_event("post-execute.json");
     req.path(&path).token(Some(&h.as_role(Role::Approver)));
     let r = h.send(&req).await;

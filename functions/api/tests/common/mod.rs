@@ -51,6 +51,8 @@ pub fn env_of(stack: &LocalStack) -> std::collections::BTreeMap<String, String> 
     env.insert("AUTH_AUDIENCE".into(), AUDIENCE.into());
     env.insert("AUTH_HS256_SECRET".into(), SECRET.into());
     env.insert("SCHEDULE_EXPRESSION".into(), "rate(1 day)".into());
+    // No processor answers previews here.
+    env.insert("PREVIEW_WAIT_MS".into(), "200".into());
     env
 }
 
