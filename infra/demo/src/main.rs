@@ -1,7 +1,10 @@
 //! `make demo`: starts the emulator, builds the stack from template.yaml,
 //! seeds the demo estate, runs one cycle through the real path (scheduled
 //! event -> scheduler -> job + SQS message -> event source -> processor) and
-//! prints the recommendations with the total monthly savings.
+//! prints the recommendations with the total monthly savings; then
+//! approves and executes the lowest-risk one through the REST API.
+
+mod execute;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DurationRound, Utc};
@@ -30,8 +33,17 @@ impl Notifier for Console {
             } => {
                 println!("  {percent:>5.1}%  {stage:<12} {done}/{total}")
             }
-            Event::JobCompleted { summary, .. } => println!("  cycle completed: {summary}"),
-            Event::JobFailed { error, .. } => println!("  cycle failed: {error}"),
+            Event::JobCompleted { summary, .. } if summary.get("op").is_none() => {
+                println!("  cycle completed: {summary}")
+            }
+            Event::JobFailed { error, .. } => println!("  job failed: {error}"),
+            Event::ExecutionProgress {
+                step,
+                total,
+                op,
+                status,
+                ..
+            } => println!("  step {step}/{total} {op}: {status:?}"),
             _ => {}
         }
         Ok(())
@@ -222,7 +234,7 @@ async fn run() -> Result<(), String> {
         return Ok(());
     }
     print_table(&recs);
-    Ok(())
+    execute::approve_and_execute(&aws, &stack, &processor, &source, &recs).await
 }
 
 /// The process's peak resident set (VmHWM), in kB.

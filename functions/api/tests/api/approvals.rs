@@ -211,7 +211,13 @@ async fn approvals_list_get_and_decide() {
     }
     assert!(jobs.windows(2).all(|w| w[0] == w[1]), "{jobs:?}");
     let r = h
-        .call(Role::Viewer, "GET", &format!("/api/jobs/{}", jobs[0]), &[], None)
+        .call(
+            Role::Viewer,
+            "GET",
+            &format!("/api/jobs/{}", jobs[0]),
+            &[],
+            None,
+        )
         .await;
     assert_eq!(r.body["kind"], "execution", "{r:?}");
     assert_eq!(r.body["params"]["op"], "execute");
@@ -232,7 +238,13 @@ async fn approvals_list_get_and_decide() {
         .await;
     assert_eq!(r.status, 422, "{r:?}");
     let r = h
-        .call(Role::Approver, "POST", &back, &[], Some(json!({"reason": "undo"})))
+        .call(
+            Role::Approver,
+            "POST",
+            &back,
+            &[],
+            Some(json!({"reason": "undo"})),
+        )
         .await;
     assert_eq!(r.status, 409, "not executed yet: {r:?}");
     // Preview: no processor runs here, so after its wait the api hands back the job.
