@@ -235,3 +235,39 @@ test("an admin creates a dry-run policy through the form and sees it listed; a n
   await o.goto(`${base()}/policies`);
   await expect(o.getByText("Auto-approval policies are for admins.")).toBeVisible();
 });
+
+test("an approver previews, executes and rolls back a volume's type change; the page follows the execution live", async ({ browser }) => {
+  const a = await signIn(browser, "local-approver");
+  await expect(a.locator("li.row").first()).toBeVisible();
+  // A gp2 volume the demo estate created through EC2's API, still pending.
+  const id = await a.evaluate(async () => {
+    const token = sessionStorage.getItem("finops.session");
+    const r = await fetch("/api/approval-requests?status=pending&service=ebs&limit=100", {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const page = (await r.json()) as { items: { id: string; recommendation: { action: string } }[] };
+    return page.items.find((i) => i.recommendation.action === "change_storage_class")?.id ?? null;
+  });
+  expect(id).toBeTruthy();
+  await a.goto(`${base()}/requests/${id}`);
+  await expect(a.getByTestId("status")).toHaveText("pending");
+  await a.getByRole("button", { name: "Approve" }).click();
+  await expect(a.getByTestId("status")).toHaveText("approved");
+
+  const execution = a.getByRole("group", { name: "Execution" });
+  await execution.getByRole("button", { name: "Preview" }).click();
+  // The processor read the volume live: its type now, and every check.
+  await expect(execution.locator("pre.json")).toContainText('"volumeType": "gp2"', { timeout: 15_000 });
+  await expect(execution.locator("pre.json")).toContainText('"checks"');
+
+  await execution.getByRole("button", { name: "Execute" }).click();
+  // No reload: optimization_action_executed arrives over the WebSocket.
+  await expect(a.getByTestId("status")).toHaveText("executed", { timeout: 30_000 });
+  await expect(a.getByTestId("decisions")).toContainText("executing");
+
+  await execution.getByLabel("Rollback reason").fill("latency on the batch job");
+  await execution.getByRole("button", { name: "Roll back" }).click();
+  await expect(a.getByTestId("status")).toHaveText("rolled_back", { timeout: 30_000 });
+  await a.screenshot({ path: resolve(shots, "request-rolled-back.png"), fullPage: true });
+  expect(consoleErrors(a)).toEqual([]);
+});

@@ -25,7 +25,7 @@ function Execution({ id, status, onDone }: { id: string; status: string; onDone:
   return (
     <div class="decide" role="group" aria-label="Execution">
       <button type="button" onClick={() => void run("preview")}>Preview</button>
-      {status === "approved" && offers("POST /approval-requests/{id}/execute") && (
+      {["approved", "scheduled"].includes(status) && offers("POST /approval-requests/{id}/execute") && (
         <button type="button" class="primary" onClick={() => void run("execute")}>Execute</button>
       )}
       {["executed", "failed"].includes(status) && offers("POST /approval-requests/{id}/rollback") && (
@@ -149,8 +149,10 @@ export function RequestView({ id }: { id: string }) {
   useLive(
     rec ? [`resource:${rec.resourceId}`] : [],
     (e) => {
+      // Execution events name the request (execution.progress, execution.failed)
+      // or carry it (optimization_action_executed, rollback.completed).
       const r = e.request as ApprovalRequest | undefined;
-      if (r?.id === id) load();
+      if (r?.id === id || e.requestId === id) load();
     },
     load,
   );
