@@ -22,6 +22,7 @@ pub mod notify;
 pub mod observe;
 pub mod policies;
 pub mod queue;
+pub mod savings;
 pub mod store;
 pub mod tls;
 

@@ -132,6 +132,7 @@ async fn dispatch(
             executions::rollback(&ctx, &p.next()?, b.reason).await
         }
         Recommendations => recommendations::list(&ctx, query(r)?).await,
+        Savings => executions::savings(&ctx, query(r)?).await,
         ListResources => resources::list(&ctx, query(r)?).await,
         Accounts => accounts::list(&ctx, query(r)?).await,
         GetResource => resources::get(&ctx, &p.next()?, query(r)?).await,

@@ -60,6 +60,56 @@ async fn type_and_state(ec2: &aws_sdk_ec2::Client, id: &str) -> (String, String)
     )
 }
 
+/// `GET /api/savings` from the api function behind the local REST gateway.
+async fn savings(stack: &LocalStack) -> serde_json::Value {
+    const SECRET: &str = "execution-job-test-signing-key-0123456789";
+    let mut vars = stack.function_env("ApiFunction");
+    for (k, v) in [
+        ("AUTH_ISSUER", "test"),
+        ("AUTH_AUDIENCE", "finops-lambda"),
+        ("AUTH_HS256_SECRET", SECRET),
+        ("PAGE_TOKEN_SECRET", SECRET),
+    ] {
+        vars.insert(k.into(), v.into());
+    }
+    let config = api::Config::from_env(&api::Env::of(vars)).unwrap();
+    let app = Arc::new(api::App::new(
+        config,
+        &stack.config,
+        Box::new(shared::notify::LogNotifier),
+    ));
+    let token = shared::auth::LocalClaims::new(
+        &app.config.auth,
+        "viewer",
+        &[Role::Viewer],
+        Utc::now(),
+        chrono::Duration::hours(1),
+    )
+    .sign_hs256(SECRET.as_bytes())
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/savings?days=7",
+        listener.local_addr().unwrap()
+    );
+    let served = app.clone();
+    let server = tokio::spawn(finops_local::rest::serve_rest(listener, move |req| {
+        let app = served.clone();
+        async move { api::handle(&app, req).await }
+    }));
+    let body = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.abort();
+    body
+}
+
 /// Delivers whatever is on the queue to the processor until it is empty.
 async fn drain(source: &EventSource, p: &Processor) -> Vec<String> {
     let mut failed = Vec::new();
@@ -202,6 +252,23 @@ async fn an_approved_rightsizing_is_executed_once_verified_and_rolled_back_throu
     let frame = serde_json::to_value(&seen[seen.len() - 1]).unwrap();
     assert_eq!(frame["type"], "job.completed");
 
+    // Realised: priced from the states before and after, not the estimate.
+    let catalog = shared::analysis::PriceCatalog::builtin();
+    let price = |t: &str| {
+        catalog
+            .type_spec(Service::Ec2, "us-east-1", t)
+            .unwrap()
+            .monthly()
+    };
+    let expected = shared::analysis::round2(price("m5.xlarge") - price("m5.large"));
+    let report = savings(&stack).await;
+    let total = &report["savings"]["total"];
+    assert_eq!(total["executions"], 1, "{report}");
+    assert_eq!(total["estimatedMonthlyUsd"], 70.08);
+    assert_eq!(total["realisedMonthlyUsd"], expected, "{report}");
+    assert_eq!(total["fromEstimate"], 0);
+    assert_eq!(report["savings"]["byService"]["ec2"]["executions"], 1);
+
     // The same message delivered again changes nothing and says so.
     p.queue
         .send_delayed(
@@ -235,6 +302,10 @@ async fn an_approved_rightsizing_is_executed_once_verified_and_rolled_back_throu
     );
     let stored = p.approvals.get(&request.id).await.unwrap().unwrap();
     assert_eq!(stored.status, ApprovalStatus::RolledBack);
+    // A rolled-back change stops counting.
+    let report = savings(&stack).await;
+    assert_eq!(report["savings"]["total"]["executions"], 0, "{report}");
+    assert_eq!(report["savings"]["rolledBack"], 1);
     assert!(events
         .take()
         .iter()

@@ -152,3 +152,107 @@ pub async fn preview(ctx: &Ctx<'_>, id: &str) -> Res {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavingsQuery {
+    #[serde(default, deserialize_with = "crate::extract::field::parsed")]
+    days: Option<u32>,
+}
+
+/// Most audit pages `GET /savings` reads per action (100 entries a page).
+const MAX_AUDIT_PAGES: usize = 50;
+
+async fn entries(
+    ctx: &Ctx<'_>,
+    action: &str,
+    from: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<shared::domain::AuditEntry>, ApiError> {
+    use shared::store::{AuditQuery, AuditStore};
+    let q = AuditQuery {
+        entity_id: None,
+        actor: None,
+        action: Some(action.into()),
+        from: Some(from),
+        to: Some(ctx.now),
+    };
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_AUDIT_PAGES {
+        let page = ctx
+            .app
+            .audit
+            .query(&q, Some(100), token.as_deref(), ctx.now)
+            .await?;
+        out.extend(page.items);
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /savings?days=N` (default 30, at most 366): estimated against
+/// realised monthly savings of the changes executed in the period, by
+/// service, account and owner. Realised is priced from the pre- and
+/// post-state the execution recorded; where neither the shape nor the
+/// catalogue prices it (or a person recorded the outcome), the estimate
+/// stands in and `fromEstimate` counts it. A rolled-back change stops counting.
+pub async fn savings(ctx: &Ctx<'_>, q: SavingsQuery) -> Res {
+    use shared::domain::execution::ResourceState;
+    use shared::savings::{realised, SavingsReport};
+    let days = q.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::new(
+            422,
+            "unprocessable",
+            format!("days must be between 1 and 366, got {days}"),
+        )
+        .with_details(json!({ "field": "days" })));
+    }
+    let from = ctx.now - chrono::Duration::days(i64::from(days));
+    let executed = entries(ctx, "approval.execute_succeeded", from).await?;
+    let undone: std::collections::HashSet<String> =
+        entries(ctx, "approval.rollback_succeeded", from)
+            .await?
+            .into_iter()
+            .map(|e| e.entity_id)
+            .collect();
+    let catalog = shared::analysis::PriceCatalog::builtin();
+    let state = |v: &Option<serde_json::Value>| -> Option<ResourceState> {
+        serde_json::from_value(v.as_ref()?.get("resource")?.clone()).ok()
+    };
+    let mut report = SavingsReport::default();
+    for e in executed {
+        if undone.contains(&e.entity_id) {
+            report.rolled_back += 1;
+            continue;
+        }
+        let Some(req) = ctx.app.approvals.get(&e.entity_id).await? else {
+            continue;
+        };
+        let rec = &req.recommendation;
+        let estimated = rec.monthly_savings_usd.unwrap_or(0.0);
+        let saved = state(&e.pre_state)
+            .and_then(|pre| realised(catalog, &pre, state(&e.post_state).as_ref()));
+        report.total.add(estimated, saved);
+        for (map, key) in [
+            (&mut report.by_service, rec.service.to_string()),
+            (
+                &mut report.by_account,
+                rec.account_id.clone().unwrap_or_else(|| "unknown".into()),
+            ),
+            (
+                &mut report.by_owner,
+                rec.owner.clone().unwrap_or_else(|| "none".into()),
+            ),
+        ] {
+            map.entry(key).or_default().add(estimated, saved);
+        }
+    }
+    Ok(json_response(
+        200,
+        &json!({ "days": days, "from": from, "to": ctx.now, "savings": report }),
+    ))
+}
