@@ -38,7 +38,11 @@ function Execution({ id, status, onDone }: { id: string; status: string; onDone:
         </>
       )}
       {error && <p class="error" role="alert">{error}</p>}
-      {out !== null && <pre class="json">{JSON.stringify(out, null, 2)}</pre>}
+      {out !== null && (
+        <pre class="json" tabIndex={0} aria-label="Answer">
+          {JSON.stringify(out, null, 2)}
+        </pre>
+      )}
     </div>
   );
 }

@@ -11,14 +11,26 @@ interface Totals {
   byService: Record<string, { count: number; monthlySavingsUsd: number }>;
 }
 
+interface Tally {
+  executions: number;
+  estimatedMonthlyUsd: number;
+  realisedMonthlyUsd: number;
+  fromEstimate: number;
+}
+
+interface Realised {
+  days: number;
+  savings: { total: Tally; byService: Record<string, Tally>; rolledBack: number };
+}
+
 export function Savings() {
   const [totals, setTotals] = useState<Totals | null>(null);
-  const [realised, setRealised] = useState<unknown>(null);
+  const [realised, setRealised] = useState<Realised | null>(null);
   const load = () => {
     api.get<{ totals: Totals }>("/recommendations").then((r) => setTotals(r.totals), () => setTotals(null));
     // Realised savings exist once executions are counted (SPEC 10); until
     // the API has GET /savings the section stays hidden.
-    if (offers("GET /savings")) api.get<unknown>("/savings").then(setRealised, () => setRealised(null));
+    if (offers("GET /savings")) api.get<Realised>("/savings").then(setRealised, () => setRealised(null));
   };
   useEffect(load, []);
   useLive(["approvals"], (e) => e.type === "optimization_action_executed" && load(), load);
@@ -67,7 +79,34 @@ export function Savings() {
       {realised !== null && (
         <>
           <h2>Realised</h2>
-          <pre class="json">{JSON.stringify(realised, null, 2)}</pre>
+          <p class="summary" data-testid="realised">
+            Realised: <strong>{money(realised.savings.total.realisedMonthlyUsd, true)}</strong>/month from <strong>{realised.savings.total.executions}</strong> executed
+            changes in the last {realised.days} days (estimated {money(realised.savings.total.estimatedMonthlyUsd, true)}
+            {realised.savings.total.fromEstimate ? `; ${realised.savings.total.fromEstimate} counted at their estimate` : ""}
+            {realised.savings.rolledBack ? `; ${realised.savings.rolledBack} rolled back, no longer counted` : ""}).
+          </p>
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Realised savings by service">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Service</th>
+                  <th scope="col" class="num">Executed</th>
+                  <th scope="col" class="num">Estimated $/month</th>
+                  <th scope="col" class="num">Realised $/month</th>
+                </tr>
+              </thead>
+              <tbody>
+                {Object.entries(realised.savings.byService).map(([k, v]) => (
+                  <tr key={k}>
+                    <td>{k}</td>
+                    <td class="num">{v.executions}</td>
+                    <td class="num">{money(v.estimatedMonthlyUsd)}</td>
+                    <td class="num">{money(v.realisedMonthlyUsd)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         </>
       )}
     </section>
