@@ -17,6 +17,9 @@ use shared::store::JobStore;
 pub struct Config {
     pub jobs_table: String,
     pub jobs_queue_url: String,
+    /// With APPROVALS_TABLE (and AUDIT_TABLE), each fire also queues the
+    /// execution of `scheduled` requests whose window has opened.
+    pub approvals: Option<(String, String)>,
 }
 
 impl Config {
@@ -24,6 +27,10 @@ impl Config {
         Ok(Config {
             jobs_table: env.require("JOBS_TABLE")?,
             jobs_queue_url: env.require("JOBS_QUEUE_URL")?,
+            approvals: match env.get("APPROVALS_TABLE") {
+                Some(t) => Some((t, env.require("AUDIT_TABLE")?)),
+                None => None,
+            },
         })
     }
 }
@@ -32,13 +39,20 @@ impl Config {
 pub struct Scheduler {
     pub jobs: DynamoJobs,
     pub queue: SqsJobQueue,
+    pub approvals: Option<shared::dynamo::DynamoApprovals>,
 }
 
 impl Scheduler {
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Scheduler, ConfigError> {
         let config = Config::from_env(env)?;
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        // Listing tokens never leave this process.
+        let tokens = shared::store::PageTokenCodec::new(uuid::Uuid::new_v4().as_bytes());
         Ok(Scheduler {
-            jobs: DynamoJobs::new(aws_sdk_dynamodb::Client::new(aws), &config.jobs_table),
+            approvals: config.approvals.as_ref().map(|(t, a)| {
+                shared::dynamo::DynamoApprovals::new(ddb.clone(), t, a, tokens.clone())
+            }),
+            jobs: DynamoJobs::new(ddb, &config.jobs_table),
             queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(aws), &config.jobs_queue_url),
         })
     }
@@ -48,7 +62,17 @@ impl Scheduler {
         event: EventBridgeEvent,
         now: DateTime<Utc>,
     ) -> Result<Outcome, SchedulerError> {
-        handle(&self.jobs, &self.queue, event, now).await
+        let outcome = handle(&self.jobs, &self.queue, event, now).await?;
+        if let Some(approvals) = &self.approvals {
+            let tick = outcome.time;
+            let due =
+                shared::execution::job::resume_due(approvals, &self.jobs, &self.queue, tick, now)
+                    .await?;
+            if due > 0 {
+                tracing::info!(due, "scheduled executions whose window opened were queued");
+            }
+        }
+        Ok(outcome)
     }
 }
 
@@ -82,6 +106,8 @@ pub struct Outcome {
     pub job_id: String,
     /// `queued`, or `duplicate` when this event had been handled already.
     pub status: &'static str,
+    /// The fire time of the event.
+    pub time: DateTime<Utc>,
 }
 
 pub async fn handle(
@@ -121,6 +147,7 @@ pub async fn handle(
     Ok(Outcome {
         job_id: submitted.job().id.clone(),
         status,
+        time,
     })
 }
 

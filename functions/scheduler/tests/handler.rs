@@ -140,3 +140,93 @@ fn config_names_what_is_missing() {
     let err = Config::from_env(&Env::from_pairs(&[("JOBS_TABLE", "t")])).unwrap_err();
     assert!(err.to_string().contains("JOBS_QUEUE_URL"), "{err}");
 }
+
+#[tokio::test]
+async fn a_fire_queues_the_execution_of_scheduled_requests_whose_window_opened() {
+    use shared::domain::*;
+    let stack = LocalStack::isolated().await;
+    let s = scheduler::Scheduler::from_env(
+        &Env::of(stack.function_env("SchedulerFunction")),
+        &stack.config,
+    )
+    .unwrap();
+    let approvals = s
+        .approvals
+        .as_ref()
+        .expect("the template gives APPROVALS_TABLE");
+    let mut e = event("scheduled-event.json");
+    let fire = e.time.unwrap();
+    let open = |offset_hours: i64, name: &str| {
+        let name = format!("{}-{name}", stack.prefix);
+        async move {
+            let rec = Recommendation {
+                id: Recommendation::stable_id(&name, Action::Rightsize),
+                resource_id: name.clone(),
+                service: Service::Ec2,
+                region: "us-east-1".into(),
+                account_id: None,
+                owner: None,
+                tags: Default::default(),
+                current_monthly_cost_usd: None,
+                finding: FindingKind::OverProvisioned,
+                action: Action::Rightsize,
+                target_type: Some("m5.large".into()),
+                monthly_savings_usd: Some(1.0),
+                savings_percent: None,
+                confidence: 0.9,
+                risk: 1,
+                reason: "test".into(),
+                alternatives: vec![],
+                dependencies: vec![],
+                dependency_details: vec![],
+                utilization_score: None,
+                threshold_version: 1,
+                created_at: fire,
+            };
+            let then = fire - chrono::Duration::hours(48);
+            let (req, _) = shared::approvals::open(
+                approvals,
+                rec,
+                "cycle",
+                None,
+                chrono::Duration::days(7),
+                then,
+            )
+            .await
+            .unwrap();
+            let (req, _) = shared::approvals::decide(
+                approvals,
+                &req.id,
+                shared::approvals::DecisionInput::new(ApprovalEvent::Approve, "alice"),
+                then,
+            )
+            .await
+            .unwrap();
+            let moved = req
+                .schedule(fire + chrono::Duration::hours(offset_hours), "alice", then)
+                .unwrap();
+            shared::approvals::record_transition(approvals, &req, moved, None, None, then)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let due = open(-1, "due").await;
+    let later = open(5, "later").await;
+    assert_eq!(due.status, ApprovalStatus::Scheduled);
+    e.id = Some(format!("{}-fire", stack.prefix));
+    s.handle(e.clone(), Utc::now()).await.unwrap();
+    let job = shared::execution::job::resume_job(&due.id, due.version, fire);
+    let stored = s
+        .jobs
+        .get(&job.id, Utc::now())
+        .await
+        .unwrap()
+        .expect("a job for the due request");
+    assert_eq!(stored.kind, JobKind::Execution);
+    assert_eq!(stored.params["requestId"], due.id.as_str());
+    let not_yet = shared::execution::job::resume_job(&later.id, later.version, fire);
+    assert!(s.jobs.get(&not_yet.id, Utc::now()).await.unwrap().is_none());
+    // The same fire delivered again queues nothing new.
+    s.handle(e, Utc::now()).await.unwrap();
+}

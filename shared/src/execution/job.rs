@@ -326,3 +326,37 @@ async fn finish(
     publish(notifier, &event).await;
     Ok(Ran::Finished { status, summary })
 }
+
+/// Queues an execution job for every `scheduled` request whose window has
+/// opened by `tick` (the scheduler's fire time), one per request, version
+/// and tick however often the tick is delivered. Returns how many were due.
+pub async fn resume_due(
+    approvals: &dyn crate::store::ApprovalStore,
+    jobs: &dyn JobStore,
+    queue: &dyn crate::queue::JobQueue,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    use crate::store::ApprovalFilter;
+    let filter = ApprovalFilter {
+        status: Some(crate::domain::ApprovalStatus::Scheduled),
+        service: None,
+        resource_id: None,
+    };
+    let mut due = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = approvals.list(&filter, Some(100), token.as_deref()).await?;
+        for req in &page.items {
+            if req.scheduled_for.is_some_and(|at| at <= tick) {
+                crate::jobs::submit(jobs, queue, resume_job(&req.id, req.version, tick), now)
+                    .await?;
+                due += 1;
+            }
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(due),
+        }
+    }
+}
