@@ -44,11 +44,13 @@ sam-build: bootstrap
 	$(SAM_ENV) CARGO_LAMBDA_COMPILER=cargo $(VENV)/bin/sam build --config-env x86
 
 # Every function's release bootstrap (target/lambda/<name>/bootstrap), built
-# one binary at a time exactly as sam build asks for it, so the two share
-# every compiled crate and whichever runs second has nothing left to do.
+# one binary at a time exactly as sam build asks for it (in the function's
+# own directory, its CodeUri, so cargo resolves that package's features
+# alone), so the two share every compiled crate and whichever runs second
+# has nothing left to do.
 lambda-release: bootstrap
 	for f in functions/*/; do f=$$(basename $$f); \
-	  $(SAM_ENV) CARGO_LAMBDA_COMPILER=cargo cargo lambda build --release --bin $$f || exit 1; done
+	  (cd functions/$$f && $(SAM_ENV) CARGO_LAMBDA_COMPILER=cargo cargo lambda build --release --bin $$f) || exit 1; done
 
 ## Size and start-up time of every function against a local runtime API.
 bench-startup: lambda-release

@@ -380,3 +380,30 @@ fn no_build_output_is_tracked() {
         .collect();
     check("no file under any target/ is tracked", violations);
 }
+
+/// Each Lambda function is built from its own package directory. Cargo
+/// resolves features for the packages it selects: run at the workspace root,
+/// `cargo lambda build --bin api` selects every member, so the processor's
+/// `discovery` feature would switch on in `shared` and the api would link
+/// aws-sdk-ec2. Run in `functions/api` it selects the api alone.
+#[test]
+fn every_function_builds_from_its_own_package() {
+    let template = finops_local::Template::load().expect("template.yaml parses");
+    let mut uris: Vec<String> = template
+        .of_type("AWS::Serverless::Function")
+        .into_iter()
+        .filter_map(|(_, props)| props.get("CodeUri")?.as_str().map(str::to_string))
+        .collect();
+    uris.sort();
+    let mut packages: Vec<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/ lists")
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| format!("functions/{}", e.file_name().to_string_lossy()))
+        .collect();
+    packages.sort();
+    assert_eq!(
+        uris, packages,
+        "each Rust function's CodeUri is its own package under functions/"
+    );
+}
