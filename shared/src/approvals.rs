@@ -63,6 +63,9 @@ pub struct DecisionInput {
     pub reason: Option<String>,
     pub details: Option<serde_json::Value>,
     pub correlation_id: Option<String>,
+    /// With an approval: the window its execution must also wait for (an
+    /// auto-approval policy's).
+    pub execution_window: Option<crate::domain::execution::Schedule>,
 }
 
 impl DecisionInput {
@@ -73,6 +76,7 @@ impl DecisionInput {
             reason: None,
             details: None,
             correlation_id: None,
+            execution_window: None,
         }
     }
 
@@ -104,13 +108,17 @@ pub async fn decide(
         reason,
         details,
         correlation_id,
+        execution_window,
     } = input;
     let actor = actor.as_str();
     let current = store
         .get(id)
         .await?
         .ok_or_else(|| Error::not_found("approval request", id))?;
-    let (next, decision) = current.apply(event, actor, reason.clone(), details, now)?;
+    let (mut next, decision) = current.apply(event, actor, reason.clone(), details, now)?;
+    if event == ApprovalEvent::Approve {
+        next.execution_window = execution_window.filter(|w| !w.0.is_empty());
+    }
     let audit = AuditEntry {
         id: audit_id(&format!("{}|{}", current.id, current.status.as_str())),
         entity_type: ENTITY.into(),

@@ -1,10 +1,13 @@
 //! Applying auto-approval policies to a pending request: the first enabled
-//! policy (by id) that matches approves it as `policy:<id>`, or, in dry-run
-//! mode, only records in the audit trail what it would have approved.
+//! policy (by id) that matches approves it as `policy:<id>`, with the
+//! policy's window as one its execution waits for, or, in dry-run mode,
+//! only records in the audit trail what it would have approved. The cycle's
+//! final stage applies them to every pending request (`cycle::finalize`).
 
 use crate::approvals::{self, DecisionInput};
 use crate::domain::{
-    ApprovalEvent, ApprovalRequest, ApprovalStatus, AuditAction, AuditEntry, Policy, ResourceFacts,
+    ApprovalEvent, ApprovalRequest, ApprovalStatus, AuditAction, AuditEntry, Decision, Policy,
+    ResourceFacts,
 };
 use crate::store::{ApprovalStore, AuditStore};
 use crate::{Error, Result};
@@ -21,6 +24,7 @@ pub enum PolicyOutcome {
     Approved {
         policy_id: String,
         request: Box<ApprovalRequest>,
+        decision: Box<Decision>,
     },
 }
 
@@ -56,7 +60,10 @@ pub async fn apply(
             entity_id: request.id.clone(),
             action: AuditAction::PolicyDryRun.name(),
             actor: policy.actor(),
-            at: now,
+            // The instant this version of the policy met this version of
+            // the request: the same for every cycle that finds the match
+            // again, so the entry (keyed by its time) is written once.
+            at: request.updated_at.max(policy.updated_at),
             outcome: Some("would_approve".into()),
             reason: Some(reason),
             pre_state: Some(json!({ "status": request.status, "version": request.version })),
@@ -70,12 +77,14 @@ pub async fn apply(
             Err(e) => Err(e),
         };
     }
-    let input = DecisionInput::new(ApprovalEvent::Approve, policy.actor())
+    let mut input = DecisionInput::new(ApprovalEvent::Approve, policy.actor())
         .reason(reason)
         .details(json!({ "policyId": policy.id, "policyVersion": policy.version }));
-    let (request, _) = approvals::decide(approvals, &request.id, input, now).await?;
+    input.execution_window = Some(policy.window.clone());
+    let (request, decision) = approvals::decide(approvals, &request.id, input, now).await?;
     Ok(PolicyOutcome::Approved {
         policy_id: policy.id.clone(),
         request: Box::new(request),
+        decision: Box::new(decision),
     })
 }

@@ -51,6 +51,8 @@ pub struct Config {
     pub cycle: CycleConfig,
     /// Where executions record plans and steps (EXECUTIONS_TABLE).
     pub executions_table: String,
+    /// The auto-approval policies the cycle applies (POLICIES_TABLE).
+    pub policies_table: String,
     /// Windows, caps and the breaker executions keep to.
     pub execution: shared::execution::Settings,
 }
@@ -131,6 +133,7 @@ impl Config {
             discovery: discovery_config(env)?,
             cycle,
             executions_table: env.require("EXECUTIONS_TABLE")?,
+            policies_table: env.require("POLICIES_TABLE")?,
             execution: execution::settings_from_env(env)?,
         })
     }
@@ -169,6 +172,7 @@ pub struct Processor {
     pub coverage: DynamoCoverage,
     pub estate: Box<dyn Estate>,
     pub executions: DynamoExecutions,
+    pub policies: DynamoPolicies,
     /// The AWS side of executions, over the same accounts discovery reaches.
     pub actuator: Box<dyn shared::execution::Actuator>,
 }
@@ -276,6 +280,7 @@ impl Processor {
             coverage: DynamoCoverage::new(ddb.clone(), &config.accounts_table),
             estate: Box::new(NoEstate),
             executions: DynamoExecutions::new(ddb.clone(), &config.executions_table),
+            policies: DynamoPolicies::new(ddb.clone(), &config.policies_table),
             actuator: Box::new(shared::execution::NoActuator),
             cost_cache: DynamoCostCache::new(ddb, &config.cost_cache_table),
             cost_explorer: CostExplorerSource::new(cost_explorer),
@@ -303,6 +308,7 @@ impl Processor {
             queue: &self.queue,
             estate: self.estate.as_ref(),
             coverage: &self.coverage,
+            policies: &self.policies,
         }
     }
 }

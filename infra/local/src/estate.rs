@@ -208,6 +208,16 @@ pub fn ec2_fleet(set: &ThresholdSet, now: DateTime<Utc>, days: i64, n: usize) ->
     build(set, now, days, &[(Service::Ec2, n)])
 }
 
+/// An estate of `mix` (tests that need a few resources of some services).
+pub fn of_mix(
+    set: &ThresholdSet,
+    now: DateTime<Utc>,
+    days: i64,
+    mix: &[(Service, usize)],
+) -> Estate {
+    build(set, now, days, mix)
+}
+
 /// The metrics of `service` the estate publishes: one series per metric the
 /// default rules read, whatever statistics they take from it.
 pub fn published_metrics(set: &ThresholdSet, service: Service) -> Vec<MetricQuery> {

@@ -1,7 +1,10 @@
 //! The once-only final stage of a cycle: dependencies, batching, approval
-//! requests, expiry of stale requests, the audit entry and completion.
+//! requests, the sweep of pending requests (expiry, auto-approval policies),
+//! the audit entry and completion.
 
 use super::*;
+use crate::execution::job::{execution_job, ExecutionParams};
+use crate::policies::PolicyOutcome;
 use futures::StreamExt;
 
 /// The final stage, run once per cycle: dependencies, batching, approval
@@ -113,16 +116,16 @@ pub(super) async fn finalize(
             }
         }
     }
-    let expired = if dry_run {
-        0
+    let swept = if dry_run {
+        Swept::default()
     } else {
-        expire_stale(ports, &job_id, now).await?
+        sweep_pending(ports, cfg, &job_id, now).await?
     };
     tracker
         .finish(StageOutcome {
             stage: Stage::Approvals,
             ok: failed == 0,
-            processed: created + expired,
+            processed: created + swept.expired + swept.auto_approved,
             failed,
             duration_ms: elapsed_ms(t),
             error: last_error,
@@ -137,7 +140,9 @@ pub(super) async fn finalize(
         "findings": tracker.run.findings,
         "recommendations": count,
         "approvalRequestsCreated": created,
-        "approvalRequestsExpired": expired,
+        "approvalRequestsExpired": swept.expired,
+        "approvalRequestsAutoApproved": swept.auto_approved,
+        "policyDryRunMatches": swept.would_approve,
         "monthlySavingsUsd": tracker.run.monthly_savings_usd,
         "thresholdVersion": tracker.run.threshold_version,
         "dryRun": dry_run,
@@ -187,38 +192,146 @@ pub(super) async fn finalize(
     Ok(tracker.run)
 }
 
-/// Moves pending requests past their deadline to `expired`.
-async fn expire_stale(ports: &Ports<'_>, job_id: &str, now: DateTime<Utc>) -> Result<u64> {
+/// What the sweep of pending requests did.
+#[derive(Debug, Default)]
+struct Swept {
+    expired: u64,
+    auto_approved: u64,
+    /// Matches of dry-run policies: reported in the audit trail only.
+    would_approve: u64,
+}
+
+/// Every pending request, once per cycle: past its deadline it expires;
+/// otherwise the auto-approval policies are applied, and what one approves
+/// is queued for execution (which waits for the policy's window and the
+/// global one). New requests and those left from earlier cycles alike, so a
+/// policy created today applies to what is already waiting.
+async fn sweep_pending(
+    ports: &Ports<'_>,
+    cfg: &CycleConfig,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Swept> {
+    let policies: Vec<Policy> = ports
+        .policies
+        .all()
+        .await?
+        .into_iter()
+        .filter(|p| p.enabled)
+        .collect();
     let filter = ApprovalFilter {
         status: Some(ApprovalStatus::Pending),
         ..Default::default()
     };
-    let mut expired = 0;
+    let mut swept = Swept::default();
     let mut token: Option<String> = None;
     loop {
         let page = ports
             .approvals
             .list(&filter, Some(100), token.as_deref())
             .await?;
-        for request in page.items.into_iter().filter(|r| r.expires_at <= now) {
-            let mut input = DecisionInput::new(ApprovalEvent::Expire, "system")
-                .reason("approval deadline passed");
-            input.correlation_id = Some(job_id.to_string());
-            match approvals::decide(ports.approvals, &request.id, input, now).await {
-                Ok((request, decision)) => {
-                    expired += 1;
-                    ports
-                        .notifier
-                        .publish(&Event::ApprovalDecisionMade { request, decision })
-                        .await?;
-                }
-                Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => {}
-                Err(e) => return Err(e),
+        let outcomes = futures::stream::iter(
+            page.items
+                .into_iter()
+                .map(|request| sweep_one(ports, &policies, request, job_id, now)),
+        )
+        .buffer_unordered(cfg.open_concurrency.max(1));
+        futures::pin_mut!(outcomes);
+        while let Some(outcome) = outcomes.next().await {
+            match outcome? {
+                Some(Sweep::Expired) => swept.expired += 1,
+                Some(Sweep::Approved) => swept.auto_approved += 1,
+                Some(Sweep::WouldApprove) => swept.would_approve += 1,
+                None => {}
             }
         }
         match page.next_token {
             Some(t) => token = Some(t),
-            None => return Ok(expired),
+            None => return Ok(swept),
+        }
+    }
+}
+
+enum Sweep {
+    Expired,
+    Approved,
+    WouldApprove,
+}
+
+async fn sweep_one(
+    ports: &Ports<'_>,
+    policies: &[Policy],
+    request: ApprovalRequest,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Sweep>> {
+    if request.expires_at <= now {
+        let mut input =
+            DecisionInput::new(ApprovalEvent::Expire, "system").reason("approval deadline passed");
+        input.correlation_id = Some(job_id.to_string());
+        return match approvals::decide(ports.approvals, &request.id, input, now).await {
+            Ok((request, decision)) => {
+                ports
+                    .notifier
+                    .publish(&Event::ApprovalDecisionMade { request, decision })
+                    .await?;
+                Ok(Some(Sweep::Expired))
+            }
+            // Someone decided it meanwhile.
+            Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
+    if policies.is_empty() {
+        return Ok(None);
+    }
+    let facts = ResourceFacts {
+        tags: request.recommendation.tags.clone(),
+        account_id: request.recommendation.account_id.clone(),
+    };
+    let outcome = match crate::policies::apply(
+        ports.approvals,
+        ports.audit,
+        policies,
+        &request,
+        &facts,
+        now,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(Error::Conflict(_)) | Err(Error::IllegalTransition(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match outcome {
+        PolicyOutcome::NoMatch => Ok(None),
+        PolicyOutcome::WouldApprove { .. } => Ok(Some(Sweep::WouldApprove)),
+        PolicyOutcome::Approved {
+            policy_id,
+            request,
+            decision,
+        } => {
+            // Keyed by the request and its version: a retried cycle finds
+            // the request approved already (NoMatch above), and a racing
+            // `execute` by a person shares this job.
+            let params = ExecutionParams::Execute {
+                request_id: request.id.clone(),
+            };
+            let job = execution_job(
+                &params,
+                request.version,
+                &format!("policy:{policy_id}"),
+                now,
+            );
+            ports
+                .notifier
+                .publish(&Event::ApprovalDecisionMade {
+                    request: *request,
+                    decision: *decision,
+                })
+                .await?;
+            crate::jobs::submit(ports.jobs, ports.queue, job, now).await?;
+            Ok(Some(Sweep::Approved))
         }
     }
 }

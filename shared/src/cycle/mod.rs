@@ -101,6 +101,8 @@ pub struct Ports<'a> {
     /// none, CloudWatch and the inventory only).
     pub estate: &'a dyn Estate,
     pub coverage: &'a dyn CoverageStore,
+    /// The auto-approval policies the final stage applies.
+    pub policies: &'a dyn PolicyStore,
 }
 
 /// What handling one message came to (all of these acknowledge the message).

@@ -203,6 +203,11 @@ pub struct ApprovalRequest {
     /// with. Taken at creation, like the recommendation; never changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_snapshot: Option<super::execution::StateSnapshot>,
+    /// The window of the auto-approval policy that approved it: its
+    /// execution waits for this window as well as the global one. Set by
+    /// that approval, with it, in the same conditional write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_window: Option<super::execution::Schedule>,
 }
 
 /// One recorded decision: who moved a request from one status to another, when and why.
@@ -247,6 +252,7 @@ impl ApprovalRequest {
             scheduled_for: None,
             changed_resource: false,
             resource_snapshot: None,
+            execution_window: None,
         }
     }
 

@@ -309,6 +309,15 @@ impl ApprovalStore for DynamoApprovals {
             .table_name(&self.table)
             .key("pk", s(request_pk(&current.id)))
             .key("sk", s("META"));
+        // A policy's approval brings the window its execution waits for.
+        if let Some(window) = next
+            .execution_window
+            .as_ref()
+            .filter(|_| next.execution_window != current.execution_window)
+        {
+            expression.push_str(", executionWindow = :window");
+            update = update.expression_attribute_values(":window", to_av(window)?);
+        }
         match next.scheduled_for {
             Some(at) => {
                 expression.push_str(", scheduledFor = :scheduledFor");

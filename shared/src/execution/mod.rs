@@ -177,7 +177,11 @@ fn checks(
     let own = window::from_tags(&pre.tags, &settings.window_tag);
     let window = own
         .as_ref()
-        .map(|own| window::decide(&[&settings.schedule, own], now))
+        .map(|own| {
+            // The approving policy's window, if a policy approved it.
+            let policy = req.execution_window.clone().unwrap_or_default();
+            window::decide(&[&settings.schedule, own, &policy], now)
+        })
         .map_err(|e| e.to_string());
     check(
         "window",
