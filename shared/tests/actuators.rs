@@ -141,12 +141,16 @@ impl World {
     }
 
     async fn execute(&self, req: &ApprovalRequest) -> Outcome {
+        self.execute_with(req, &Settings::default()).await
+    }
+
+    async fn execute_with(&self, req: &ApprovalRequest, settings: &Settings) -> Outcome {
         execute(
             &self.deps(),
             &req.id,
             None,
             req.resource_snapshot.as_ref(),
-            &Settings::default(),
+            settings,
             "alice",
             self.now,
         )
@@ -509,6 +513,50 @@ async fn rds_class_changes_now_and_back() {
     assert_eq!(class().await, "db.m5.large");
     w.rolled_back(&req).await;
     assert_eq!(class().await, "db.m5.xlarge");
+}
+
+/// A class change for the maintenance window: AWS keeps the class and shows
+/// the new one as pending (the emulator does too, `rds_pending.py`); the
+/// execution counts that as done, and its rollback withdraws the change.
+#[tokio::test]
+async fn rds_class_change_waits_for_the_maintenance_window_and_is_withdrawn() {
+    let w = World::new().await;
+    let id = db(&w, "db.m5.xlarge").await;
+    let req = w
+        .approved(Service::Rds, &id, Action::Rightsize, Some("db.m5.large"))
+        .await;
+    let settings = Settings {
+        plan: PlanOptions {
+            rds_apply_at: ApplyAt::MaintenanceWindow,
+        },
+        ..Settings::default()
+    };
+    let record = match w.execute_with(&req, &settings).await {
+        Outcome::Executed(r) => r,
+        other => panic!("not executed: {other:#?}"),
+    };
+    assert!(record.mismatches.is_empty(), "{record:#?}");
+    let shown = || async {
+        let out = aws_sdk_rds::Client::new(&w.config)
+            .describe_db_instances()
+            .db_instance_identifier(&id)
+            .send()
+            .await
+            .unwrap();
+        let d = out.db_instances()[0].clone();
+        (
+            d.db_instance_class().unwrap().to_string(),
+            d.pending_modified_values()
+                .and_then(|p| p.db_instance_class())
+                .map(str::to_string),
+        )
+    };
+    assert_eq!(
+        shown().await,
+        ("db.m5.xlarge".to_string(), Some("db.m5.large".to_string()))
+    );
+    w.rolled_back(&req).await;
+    assert_eq!(shown().await, ("db.m5.xlarge".to_string(), None));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use crate::Processor;
 use chrono::{DateTime, Utc};
 use shared::config::{ConfigError, Env};
-use shared::domain::execution::{Breaker, ChangeCap, Schedule, Window};
+use shared::domain::execution::{ApplyAt, Breaker, ChangeCap, PlanOptions, Schedule, Window};
 use shared::domain::JobMessage;
 use shared::execution::job::{run_execution_job, Ran};
 use shared::execution::{Deps, Settings};
@@ -17,8 +17,9 @@ const MAX_DELAY_SECONDS: i64 = 900;
 /// The execution rules from the environment: EXECUTION_WINDOWS (windows
 /// separated by `;`, e.g. `Mon-Fri 22:00-06:00 Europe/Paris`; empty means
 /// always), CHANGES_PER_HOUR, CHANGES_PER_ACCOUNT_PER_HOUR,
-/// BREAKER_FAILURES, BREAKER_COOL_DOWN_MINUTES, EXCLUDE_TAG_KEY and
-/// WINDOW_TAG_KEY.
+/// BREAKER_FAILURES, BREAKER_COOL_DOWN_MINUTES, EXCLUDE_TAG_KEY,
+/// WINDOW_TAG_KEY and RDS_APPLY_AT (`now`, the default, or
+/// `maintenance_window`: when a DB class change takes effect).
 pub fn settings_from_env(env: &Env) -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let schedule = match env.get("EXECUTION_WINDOWS") {
@@ -54,7 +55,19 @@ pub fn settings_from_env(env: &Env) -> Result<Settings, ConfigError> {
         schedule,
         exclusion_tag: env.get("EXCLUDE_TAG_KEY").unwrap_or(d.exclusion_tag),
         window_tag: env.get("WINDOW_TAG_KEY").unwrap_or(d.window_tag),
-        plan: d.plan,
+        plan: PlanOptions {
+            rds_apply_at: match env.get("RDS_APPLY_AT").as_deref() {
+                None | Some("now") => ApplyAt::Now,
+                Some("maintenance_window") => ApplyAt::MaintenanceWindow,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "RDS_APPLY_AT",
+                        "now or maintenance_window",
+                        other,
+                    ))
+                }
+            },
+        },
         step_lease: d.step_lease,
     })
 }
@@ -99,5 +112,46 @@ pub async fn handle(
             Ok(format!("deferred until {until}, sent again in {delay} s"))
         }
         Ran::Busy => Err("another worker holds a step of this execution".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::of(pairs.iter().copied())
+    }
+
+    #[test]
+    fn the_rules_come_from_the_environment_and_bad_values_are_refused() {
+        let s = settings_from_env(&env(&[
+            (
+                "EXECUTION_WINDOWS",
+                "Mon-Fri 22:00-06:00 Europe/Paris; Sat 00:00-23:59 UTC",
+            ),
+            ("CHANGES_PER_HOUR", "5"),
+            ("CHANGES_PER_ACCOUNT_PER_HOUR", "2"),
+            ("BREAKER_FAILURES", "1"),
+            ("RDS_APPLY_AT", "maintenance_window"),
+        ]))
+        .unwrap();
+        assert_eq!(s.schedule.0.len(), 2);
+        assert_eq!((s.cap.per_hour, s.cap.per_account_per_hour), (5, 2));
+        assert_eq!(s.breaker.threshold, 1);
+        assert_eq!(s.plan.rds_apply_at, ApplyAt::MaintenanceWindow);
+        // Empty values (the template's defaults) are the defaults.
+        let d =
+            settings_from_env(&env(&[("EXECUTION_WINDOWS", ""), ("RDS_APPLY_AT", "")])).unwrap();
+        assert!(d.schedule.0.is_empty());
+        assert_eq!(d.plan.rds_apply_at, ApplyAt::Now);
+        for (key, bad) in [
+            ("RDS_APPLY_AT", "later"),
+            ("CHANGES_PER_HOUR", "0"),
+            ("EXECUTION_WINDOWS", "whenever"),
+        ] {
+            let err = settings_from_env(&env(&[(key, bad)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 }

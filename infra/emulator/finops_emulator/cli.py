@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 
 from . import (
-    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, ec2_tokens, ecs, elasticache, query_parser, seed,
-    sqs, sts,
+    cloudwatch, dynamodb_query, dynamodb_render, dynamodb_transactions, ec2_tokens, ecs, elasticache, query_parser,
+    rds_pending, seed, sqs, sts,
 )
 from .middleware import SerializedServices
 from .seed import SeedEndpoint
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         elasticache.install_elasticache_patch()
         ec2_tokens.install_ec2_tokens_patch()
         ecs.install_ecs_patch()
+        rds_pending.install_rds_pending_patch()
         sts.install_sts_assume_role_patch()
         seed._PATCHED = True
 
