@@ -297,7 +297,10 @@ fn print_table(recs: &[Recommendation]) {
         recs.len()
     );
     if unpriced > 0 {
-        println!("({unpriced} without a known price are not counted in the total)");
+        println!("({unpriced} without a known price are not counted in the total; why:)");
+        for r in recs.iter().filter(|r| r.monthly_savings_usd.is_none()) {
+            println!("  {}: {}", truncate(&r.resource_id, 28), r.reason);
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use shared::domain::{Resource, Service};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The image every demo instance runs (one moto knows).
-const IMAGE: &str = "ami-12c6146b";
+const IMAGE: &str = "ami-760aaa0f";
 
 fn err(resource: &str, e: impl std::fmt::Display) -> LocalError {
     LocalError::Create {

@@ -74,7 +74,7 @@ pub async fn create_estate(
         .partition(|r| in_member(r));
     let (their_series, our_series): (Vec<_>, Vec<_>) = std::mem::take(&mut estate.series)
         .into_iter()
-        .partition(|s| s.dimensions.iter().any(|(_, v)| ids.contains(v)));
+        .partition(|s| names_one_of(s, |id| ids.contains(id)));
     let mut ours = Estate {
         resources: ours,
         series: our_series,
@@ -103,6 +103,29 @@ pub async fn create_estate(
     })
 }
 
+/// What `found` gives for the resource `series` is published under: one
+/// whose id is a dimension's value, or an ECS service (`cluster/service`,
+/// published as `ClusterName` and `ServiceName`).
+fn resource_named<T>(series: &seed::SeriesSeed, found: impl Fn(&str) -> Option<T>) -> Option<T> {
+    let dim = |name: &str| {
+        series
+            .dimensions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let (Some(cluster), Some(service)) = (dim("ClusterName"), dim("ServiceName")) {
+        if let Some(t) = found(&format!("{cluster}/{service}")) {
+            return Some(t);
+        }
+    }
+    series.dimensions.iter().find_map(|(_, v)| found(v))
+}
+
+fn names_one_of(series: &seed::SeriesSeed, is: impl Fn(&str) -> bool) -> bool {
+    resource_named(series, |id| is(id).then_some(())).is_some()
+}
+
 async fn seed_by_region(
     stack: &LocalStack,
     account: Option<&str>,
@@ -115,12 +138,8 @@ async fn seed_by_region(
         .collect();
     let mut by_region: BTreeMap<&str, Vec<seed::SeriesSeed>> = BTreeMap::new();
     for series in &estate.series {
-        // A series belongs to the resource one of its dimensions names.
-        let region = series
-            .dimensions
-            .iter()
-            .find_map(|(_, v)| region_of.get(v.as_str()).copied())
-            .unwrap_or("us-east-1");
+        // A series belongs to the resource its dimensions name.
+        let region = resource_named(series, |id| region_of.get(id).copied()).unwrap_or("us-east-1");
         by_region.entry(region).or_default().push(series.clone());
     }
     let mut points = 0;

@@ -291,7 +291,7 @@ pub fn series_dimensions(
 ) -> Vec<(String, String)> {
     let mut dimensions = dimensions_in(&q.namespace, service, id, &q.extra_dimensions);
     if q.namespace == namespaces::CW_AGENT {
-        dimensions.push(("ImageId".into(), "ami-12c6146b".into()));
+        dimensions.push(("ImageId".into(), "ami-760aaa0f".into()));
         dimensions.push((
             "InstanceType".into(),
             resource_type.unwrap_or_default().into(),

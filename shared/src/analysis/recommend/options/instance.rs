@@ -248,6 +248,16 @@ fn downsize_options(
                 );
             }
         }
+        if !opts.iter().any(|o| o.action == Action::Rightsize) {
+            // Graviton at the same size is what is left to name: it leads
+            // (options/mod.rs), saying why no smaller size was named.
+            for o in opts
+                .iter_mut()
+                .filter(|o| o.action == Action::MoveToGraviton)
+            {
+                o.text = format!("{why}, so: {}", o.text);
+            }
+        }
         if opts.is_empty() {
             opts.push(Opt {
                 action: Action::Rightsize,

@@ -54,6 +54,15 @@ pub(crate) fn options(
     if let Some(i) = out.0.iter().position(|o| o.action == rule.action) {
         let o = out.0.remove(i);
         out.0.insert(0, o);
+    } else if let Some(i) = out
+        .0
+        .iter()
+        .position(|o| o.target.is_some() && o.savings.as_ref().is_ok_and(|s| *s > 0.0))
+    {
+        // Nothing to name for the rule's own action (the smallest size of
+        // its family), but a priced alternative (Graviton) saves: it leads.
+        let o = out.0.remove(i);
+        out.0.insert(0, o);
     } else {
         out.0.insert(
             0,

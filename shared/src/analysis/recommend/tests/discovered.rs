@@ -140,6 +140,76 @@ fn ec2_at_the_smallest_size_is_offered_a_named_cheaper_type() {
         .any(|a| a.target_type.as_deref() == Some("m6g.large")));
 }
 
+/// db.t3.medium is the smallest size with room to spare here, and already
+/// burstable: the same size on Graviton is the cheaper type named, and the
+/// reason says why no smaller one was (not "no cost model").
+#[test]
+fn rds_with_no_smaller_size_that_fits_is_offered_graviton() {
+    let set = default_thresholds().unwrap();
+    let r = discovered(
+        Service::Rds,
+        "db-small",
+        "us-east-1",
+        Some("db.t3.medium"),
+        json!({"engine": "mysql"}),
+    );
+    let s = vec![
+        flat(
+            "db-small",
+            Service::Rds,
+            names::CPU_UTILIZATION,
+            "Maximum",
+            30.0,
+        ),
+        flat(
+            "db-small",
+            Service::Rds,
+            names::CPU_UTILIZATION,
+            "Average",
+            25.0,
+        ),
+        flat(
+            "db-small",
+            Service::Rds,
+            names::DATABASE_CONNECTIONS,
+            "Average",
+            40.0,
+        ),
+        flat(
+            "db-small",
+            Service::Rds,
+            names::DATABASE_CONNECTIONS,
+            "Maximum",
+            60.0,
+        ),
+        // 2.5 of its 4 GiB in use: too much for a db.t3.small's 2 GiB.
+        flat(
+            "db-small",
+            Service::Rds,
+            names::FREEABLE_MEMORY,
+            "Minimum",
+            1.5 * GIB,
+        ),
+    ];
+    let recs = recommend(&r, &s, &set, now());
+    let rec = recs
+        .iter()
+        .find(|r| r.finding == FindingKind::OverProvisioned)
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(rec.action, Action::MoveToGraviton, "{}", rec.reason);
+    assert_eq!(rec.target_type.as_deref(), Some("db.t4g.medium"));
+    assert_eq!(
+        rec.monthly_savings_usd,
+        Some(round2(instance_difference(&r, "db.t4g.medium")))
+    );
+    assert!(rec.monthly_savings_usd.unwrap() > 0.0);
+    assert!(
+        rec.reason.contains("db.t3.medium") && !rec.reason.contains("no cost model"),
+        "{}",
+        rec.reason
+    );
+}
+
 #[test]
 fn rds_from_describe_db_instances_with_engine_multi_az_and_storage() {
     let set = default_thresholds().unwrap();
