@@ -256,9 +256,17 @@ test("an approver previews, executes and rolls back a volume's type change; the 
 
   const execution = a.getByRole("group", { name: "Execution" });
   await execution.getByRole("button", { name: "Preview" }).click();
-  // The processor read the volume live: its type now, and every check.
-  await expect(execution.locator("pre.json")).toContainText('"volumeType": "gp2"', { timeout: 15_000 });
-  await expect(execution.locator("pre.json")).toContainText('"checks"');
+  // The processor read the volume live: its type now, every check, the step
+  // and the type after, in words (the whole answer stays one click away).
+  const preview = execution.getByRole("region", { name: "Preview" });
+  await expect(preview).toContainText("volumeType gp2", { timeout: 15_000 });
+  await expect(preview.locator("ul.checks li")).toContainText(["exclusion tag", "drift", "executable", "window"]);
+  await expect(preview.locator("ul.checks li.failed")).toHaveCount(0);
+  await expect(preview).toContainText("Steps: ebs modify type");
+  await expect(preview).toContainText(/After: .*type gp3/);
+  await expect(preview).toContainText("AWS dry runs: would succeed");
+  await preview.getByText("The whole answer").click();
+  await expect(preview.locator("pre.json")).toContainText('"checks"');
 
   await execution.getByRole("button", { name: "Execute" }).click();
   // No reload: optimization_action_executed arrives over the WebSocket.
@@ -268,6 +276,7 @@ test("an approver previews, executes and rolls back a volume's type change; the 
   await execution.getByLabel("Rollback reason").fill("latency on the batch job");
   await execution.getByRole("button", { name: "Roll back" }).click();
   await expect(a.getByTestId("status")).toHaveText("rolled_back", { timeout: 30_000 });
+  await expect(execution.getByRole("status")).toContainText("The request is now rolled_back");
   await a.screenshot({ path: resolve(shots, "request-rolled-back.png"), fullPage: true });
   expect(consoleErrors(a)).toEqual([]);
 });

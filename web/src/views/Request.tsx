@@ -7,14 +7,110 @@ import type { ApprovalRequest, AuditEntry, Decision, Page, Rule, ThresholdSet } 
 import { Chart, type Line } from "../components/Chart";
 import { offers } from "../config";
 
+interface Check {
+  name: string;
+  passed: boolean;
+  detail: unknown;
+}
+
+interface PreviewBody {
+  preState?: { details?: Record<string, unknown> } | null;
+  plan?: { steps?: { op: string }[]; intended?: { gone?: boolean; fields?: Record<string, string> } };
+  checks?: Check[];
+  dryRuns?: unknown[];
+}
+
+interface Answer {
+  jobId?: string;
+  status?: string;
+  preview?: PreviewBody;
+}
+
+/** One line of plain facts: `key value` pairs of the scalar fields. */
+function facts(o: Record<string, unknown> | undefined): string {
+  if (!o) return "";
+  return Object.entries(o)
+    .filter(([k, v]) => k !== "kind" && (typeof v === "string" || typeof v === "number" || typeof v === "boolean"))
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(", ");
+}
+
+function compact(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  const text = typeof v === "string" ? v : JSON.stringify(v);
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+/** A dry run's verdict (`would_succeed`, `refused` with its reason, `not_offered`) in words. */
+function dryRun(d: unknown): string {
+  const o = (d ?? {}) as { result?: string; reason?: string };
+  if (!o.result) return compact(d);
+  return o.result.replace(/_/g, " ") + (o.reason ? `: ${o.reason}` : "");
+}
+
+/** What the API answered, in words: the preview's checks, steps and intended state, or the queued job. */
+function AnswerView({ answer, status }: { answer: Answer; status: string }) {
+  const p = answer.preview;
+  if (!p) {
+    return (
+      <p role="status">
+        Queued as job <code>{answer.jobId}</code>; this page follows the execution live. The request is now{" "}
+        <strong>{status}</strong>.
+      </p>
+    );
+  }
+  const intended = p.plan?.intended;
+  return (
+    <div class="preview" role="region" aria-label="Preview">
+      <h3>Checks</h3>
+      <ul class="checks">
+        {(p.checks ?? []).map((c) => (
+          <li key={c.name} class={c.passed ? "ok" : "failed"}>
+            <span aria-hidden="true">{c.passed ? "✓" : "✗"}</span> {c.name.replace(/_/g, " ")}
+            {c.passed ? "" : " (fails)"}
+            {!c.passed && compact(c.detail) && <span class="hint"> {compact(c.detail)}</span>}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <strong>Now:</strong> {facts(p.preState?.details) || "the resource was not found"}
+      </p>
+      {p.plan ? (
+        <>
+          <p>
+            <strong>Steps:</strong> {(p.plan.steps ?? []).map((s) => s.op.replace(/_/g, " ")).join(" → ") || "none"}
+          </p>
+          <p>
+            <strong>After:</strong>{" "}
+            {intended?.gone ? "the resource is removed (a backup is kept where AWS offers one)" : facts(intended?.fields)}
+          </p>
+        </>
+      ) : (
+        <p>Nothing would be changed: a check fails.</p>
+      )}
+      {(p.dryRuns ?? []).length > 0 && (
+        <p>
+          <strong>AWS dry runs:</strong> {(p.dryRuns ?? []).map(dryRun).join("; ")}
+        </p>
+      )}
+      <details>
+        <summary>The whole answer</summary>
+        <pre class="json" tabIndex={0} aria-label="Answer">
+          {JSON.stringify(answer, null, 2)}
+        </pre>
+      </details>
+    </div>
+  );
+}
+
 /** Preview / execute / roll back, offered only where the API has the routes (SPEC 10). */
 function Execution({ id, status, onDone }: { id: string; status: string; onDone: () => void }) {
-  const [out, setOut] = useState<unknown>(null);
+  const [out, setOut] = useState<Answer | null>(null);
   const [reason, setReason] = useState("");
   const [error, setError] = useState("");
   const run = async (what: "preview" | "execute" | "rollback") => {
     try {
-      setOut(await api.post(`/approval-requests/${id}/${what}`, what === "rollback" ? { reason } : {}));
+      setOut(await api.post<Answer>(`/approval-requests/${id}/${what}`, what === "rollback" ? { reason } : {}));
       setError("");
       if (what !== "preview") onDone();
     } catch (e) {
@@ -38,11 +134,7 @@ function Execution({ id, status, onDone }: { id: string; status: string; onDone:
         </>
       )}
       {error && <p class="error" role="alert">{error}</p>}
-      {out !== null && (
-        <pre class="json" tabIndex={0} aria-label="Answer">
-          {JSON.stringify(out, null, 2)}
-        </pre>
-      )}
+      {out !== null && <AnswerView answer={out} status={status} />}
     </div>
   );
 }
