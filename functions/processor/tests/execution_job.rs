@@ -2,10 +2,13 @@
 //! (record + SQS message, as the api queues them), the local event source,
 //! the processor with its AWS actuator, EC2 in the emulator as the judge.
 
+mod common;
+
 use chrono::Utc;
+use common::{drain, instance, type_and_state};
 use finops_local::event_source::EventSource;
 use finops_local::LocalStack;
-use processor::{handle, Config, Env, Processor};
+use processor::{Config, Env, Processor};
 use shared::domain::execution::expected_from;
 use shared::domain::*;
 use shared::execution::job::{execution_job, ExecutionParams};
@@ -29,35 +32,6 @@ impl Recorder {
     fn take(&self) -> Vec<Event> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
-}
-
-async fn instance(ec2: &aws_sdk_ec2::Client, ty: &str) -> String {
-    ec2.run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::from(ty))
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
-}
-
-async fn type_and_state(ec2: &aws_sdk_ec2::Client, id: &str) -> (String, String) {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let i = &out.reservations()[0].instances()[0];
-    (
-        i.instance_type().unwrap().as_str().to_string(),
-        i.state().unwrap().name().unwrap().as_str().to_string(),
-    )
 }
 
 /// `GET /api/savings` from the api function behind the local REST gateway.
@@ -108,26 +82,6 @@ async fn savings(stack: &LocalStack) -> serde_json::Value {
         .unwrap();
     server.abort();
     body
-}
-
-/// Delivers whatever is on the queue to the processor until it is empty.
-async fn drain(source: &EventSource, p: &Processor) -> Vec<String> {
-    let mut failed = Vec::new();
-    for _ in 0..20 {
-        let batch = source.receive().await.unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        let response = handle(p, batch.event.clone(), Utc::now()).await;
-        failed.extend(
-            response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone()),
-        );
-        source.settle(&batch, &response, false).await.unwrap();
-    }
-    failed
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,8 +10,12 @@
 //! apply and, in the breaker test, to delete a volume just before its change
 //! (someone else did, between the check and the change).
 
+mod common;
+
 use chrono::Utc;
-use finops_local::event_source::EventSource;
+use common::{
+    drain, gp2_volume, instance, jobs_queue as source, type_and_state, volume_type, Quiet,
+};
 use finops_local::{Emulator, LocalStack, Template};
 use processor::{handle, Config, Env, Processor};
 use shared::discovery::AccountsMode;
@@ -99,70 +103,6 @@ impl Notifier for FreezeAfterFirstStep {
     }
 }
 
-struct Quiet;
-
-#[async_trait::async_trait]
-impl Notifier for Quiet {
-    async fn publish(&self, _: &Event) -> shared::Result<()> {
-        Ok(())
-    }
-}
-
-async fn instance(ec2: &aws_sdk_ec2::Client, ty: &str) -> String {
-    ec2.run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::from(ty))
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
-}
-
-async fn instance_type_and_state(ec2: &aws_sdk_ec2::Client, id: &str) -> (String, String) {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let i = &out.reservations()[0].instances()[0];
-    (
-        i.instance_type().unwrap().as_str().to_string(),
-        i.state().unwrap().name().unwrap().as_str().to_string(),
-    )
-}
-
-async fn gp2_volume(ec2: &aws_sdk_ec2::Client) -> String {
-    ec2.create_volume()
-        .availability_zone("us-east-1a")
-        .size(100)
-        .volume_type(aws_sdk_ec2::types::VolumeType::Gp2)
-        .send()
-        .await
-        .unwrap()
-        .volume_id()
-        .unwrap()
-        .to_string()
-}
-
-async fn volume_type(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    ec2.describe_volumes()
-        .volume_ids(id)
-        .send()
-        .await
-        .unwrap()
-        .volumes()[0]
-        .volume_type()
-        .unwrap()
-        .as_str()
-        .to_string()
-}
-
 /// An approved request for `action` on `resource`, as the cycle opens it
 /// (with the state the recommendation was made on) and an approver decides it.
 async fn approved(
@@ -242,27 +182,6 @@ fn gp2_resource(id: &str) -> Resource {
     r
 }
 
-fn source(stack: &LocalStack) -> EventSource {
-    EventSource::new(
-        aws_sdk_sqs::Client::new(&stack.config),
-        stack.queue_url("JobsQueue"),
-        stack.queue_arn("JobsQueue"),
-    )
-}
-
-/// Delivers whatever is on the queue until it is empty (a deferred message
-/// comes back only after its SQS delay, so it is not seen again here).
-async fn drain(source: &EventSource, p: &Processor) {
-    for _ in 0..20 {
-        let batch = source.receive().await.unwrap();
-        if batch.is_empty() {
-            return;
-        }
-        let response = handle(p, batch.event.clone(), Utc::now()).await;
-        source.settle(&batch, &response, false).await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rightsizing_frozen_between_steps_and_redelivered_applies_each_step_once() {
     let emulator = Arc::new(Emulator::start().expect("emulator starts"));
@@ -326,7 +245,7 @@ async fn a_rightsizing_frozen_between_steps_and_redelivered_applies_each_step_on
     let ops: Vec<String> = actuator.applied().into_iter().map(|(_, op)| op).collect();
     assert_eq!(ops, ["ec2_stop", "ec2_modify_type", "ec2_start"]);
     assert_eq!(
-        instance_type_and_state(&ec2, &id).await,
+        type_and_state(&ec2, &id).await,
         ("m5.large".to_string(), "running".to_string())
     );
     let request = p.approvals.get(&request.id).await.unwrap().unwrap();

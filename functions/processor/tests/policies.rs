@@ -3,25 +3,18 @@
 //! SQS and the processor, then the execution jobs the policies queued. The
 //! emulator is the judge of what changed.
 
+mod common;
+
 use chrono::{Timelike, Utc};
+use common::{drain, jobs_queue, type_and_state, volume_type, Quiet};
 use finops_local::event_source::EventSource;
 use finops_local::{demo_estate, estate, LocalStack};
-use processor::{handle, Config, Env, Processor};
+use processor::{Config, Env, Processor};
 use serde_json::json;
 use shared::domain::execution::{Schedule, Window};
 use shared::domain::*;
 use shared::jobs::submit;
-use shared::notify::{Event, Notifier};
 use shared::store::*;
-
-struct Quiet;
-
-#[async_trait::async_trait]
-impl Notifier for Quiet {
-    async fn publish(&self, _: &Event) -> shared::Result<()> {
-        Ok(())
-    }
-}
 
 fn policy(id: &str, dry_run: bool, matcher: PolicyMatch, window: Schedule) -> Policy {
     Policy {
@@ -37,19 +30,6 @@ fn policy(id: &str, dry_run: bool, matcher: PolicyMatch, window: Schedule) -> Po
     }
 }
 
-/// Delivers whatever is on the queue to the processor until it is empty.
-async fn drain(source: &EventSource, p: &Processor) {
-    for _ in 0..20 {
-        let batch = source.receive().await.unwrap();
-        if batch.is_empty() {
-            return;
-        }
-        let response = handle(p, batch.event.clone(), Utc::now()).await;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        source.settle(&batch, &response, false).await.unwrap();
-    }
-}
-
 async fn cycle(p: &Processor, source: &EventSource, id: &str) -> serde_json::Value {
     let job = Job::new(
         id,
@@ -59,37 +39,10 @@ async fn cycle(p: &Processor, source: &EventSource, id: &str) -> serde_json::Val
         Utc::now(),
     );
     submit(&p.jobs, &p.queue, job, Utc::now()).await.unwrap();
-    drain(source, p).await;
+    assert!(drain(source, p).await.is_empty());
     let done = p.jobs.get(id, Utc::now()).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
     done.result.unwrap_or_default()
-}
-
-async fn volume_type(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    ec2.describe_volumes()
-        .volume_ids(id)
-        .send()
-        .await
-        .unwrap()
-        .volumes()[0]
-        .volume_type()
-        .unwrap()
-        .as_str()
-        .to_string()
-}
-
-async fn instance_state(ec2: &aws_sdk_ec2::Client, id: &str) -> (String, String) {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let i = &out.reservations()[0].instances()[0];
-    (
-        i.instance_type().unwrap().as_str().to_string(),
-        i.state().unwrap().name().unwrap().as_str().to_string(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,11 +101,7 @@ async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_
     ] {
         PolicyStore::put(&p.policies, &policy).await.unwrap();
     }
-    let source = EventSource::new(
-        aws_sdk_sqs::Client::new(&stack.config),
-        stack.queue_url("JobsQueue"),
-        stack.queue_arn("JobsQueue"),
-    );
+    let source = jobs_queue(&stack);
     let summary = cycle(&p, &source, "job-policies-1").await;
 
     let requests = p
@@ -185,7 +134,7 @@ async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_
     assert_eq!(stop.status, ApprovalStatus::Scheduled, "{stop:#?}");
     let opens = stop.scheduled_for.unwrap();
     assert_eq!((opens.hour(), opens.minute()), (later, 0));
-    let (_, state) = instance_state(&ec2, &stop.recommendation.resource_id).await;
+    let (_, state) = type_and_state(&ec2, &stop.recommendation.resource_id).await;
     assert_eq!(state, "running");
     // c-rightsize-dry only reported: pending, audited, instance unchanged.
     assert_eq!(rightsize.status, ApprovalStatus::Pending, "{rightsize:#?}");
@@ -196,7 +145,7 @@ async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_
         .and_then(|r| r.resource_type.clone())
         .unwrap();
     assert_eq!(
-        instance_state(&ec2, &rightsize.recommendation.resource_id).await,
+        type_and_state(&ec2, &rightsize.recommendation.resource_id).await,
         (before, "running".to_string())
     );
     let trail = p
