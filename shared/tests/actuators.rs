@@ -372,6 +372,71 @@ async fn ec2_termination_keeps_a_final_image_and_its_rollback_launches_a_new_ins
     assert!(tags.contains(&("finops:source-instance", id.as_str())));
 }
 
+/// The relaunch after a rolled-back termination keeps what the instance ran
+/// with: its IAM instance profile and its key pair.
+#[tokio::test]
+async fn a_relaunched_instance_keeps_its_instance_profile_and_key_pair() {
+    let w = World::new().await;
+    let iam = aws_sdk_iam::Client::new(&w.config);
+    let profile = iam
+        .create_instance_profile()
+        .instance_profile_name(format!("{}-app", w.p))
+        .send()
+        .await
+        .unwrap()
+        .instance_profile
+        .unwrap()
+        .arn;
+    let key = format!("{}-ops", w.p);
+    w.ec2()
+        .create_key_pair()
+        .key_name(&key)
+        .send()
+        .await
+        .unwrap();
+    let id = w
+        .ec2()
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+        .min_count(1)
+        .max_count(1)
+        .key_name(&key)
+        .iam_instance_profile(
+            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                .arn(&profile)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let req = w.approved(Service::Ec2, &id, Action::Terminate, None).await;
+    w.executed(&req).await;
+    let back = w.rolled_back(&req).await;
+    let new_id = back
+        .iter()
+        .find(|s| matches!(s.step, Step::Ec2RunFromImage { .. }))
+        .and_then(|s| s.applied.output.clone())
+        .expect("the new instance's id");
+    let out = w
+        .ec2()
+        .describe_instances()
+        .instance_ids(&new_id)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.key_name(), Some(key.as_str()));
+    assert_eq!(
+        i.iam_instance_profile().and_then(|p| p.arn()),
+        Some(profile.as_str())
+    );
+}
+
 async fn volume(w: &World, ty: &str, size: i32) -> String {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeType};
     w.ec2()

@@ -19,6 +19,10 @@ use std::collections::BTreeMap;
 const SOURCE_TAG: &str = "finops:source-instance";
 const SUBNET_TAG: &str = "finops:subnet";
 const GROUPS_TAG: &str = "finops:security-groups";
+/// The instance profile (ARN) and key pair the terminated instance had, so
+/// its relaunch keeps its IAM role and its SSH key.
+const PROFILE_TAG: &str = "finops:instance-profile";
+const KEY_PAIR_TAG: &str = "finops:key-name";
 /// EC2 allows 50 tags a resource; ours take four of them.
 const MAX_TAGS: usize = 50;
 
@@ -101,7 +105,12 @@ fn spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
 fn user_tags(from: &BTreeMap<String, String>, ours: usize) -> Vec<Tag> {
     from.iter()
         .filter(|(k, _)| !k.starts_with("aws:"))
-        .filter(|(k, _)| !matches!(k.as_str(), KEY_TAG | SOURCE_TAG | SUBNET_TAG | GROUPS_TAG))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                KEY_TAG | SOURCE_TAG | SUBNET_TAG | GROUPS_TAG | PROFILE_TAG | KEY_PAIR_TAG
+            )
+        })
         .take(MAX_TAGS.saturating_sub(ours))
         .map(|(k, v)| tag(k, v))
         .collect()
@@ -158,6 +167,12 @@ async fn create_image(c: &Clients, call: StepCall<'_>, name: &str) -> Result<App
     ];
     if let Some(subnet) = instance.subnet_id() {
         ours.push(tag(SUBNET_TAG, subnet));
+    }
+    if let Some(profile) = instance.iam_instance_profile().and_then(|p| p.arn()) {
+        ours.push(tag(PROFILE_TAG, profile));
+    }
+    if let Some(key) = instance.key_name() {
+        ours.push(tag(KEY_PAIR_TAG, key));
     }
     let mut all = user_tags(&tags(instance.tags()), ours.len());
     all.extend(ours);
@@ -231,6 +246,12 @@ async fn run_from_image(c: &Clients, call: StepCall<'_>, instance_type: &str) ->
         .client_token(call.key.client_token())
         .set_subnet_id(recorded.get(SUBNET_TAG).cloned())
         .set_security_group_ids((!groups.is_empty()).then_some(groups))
+        .set_iam_instance_profile(recorded.get(PROFILE_TAG).map(|arn| {
+            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                .arn(arn)
+                .build()
+        }))
+        .set_key_name(recorded.get(KEY_PAIR_TAG).cloned())
         .tag_specifications(spec(ResourceType::Instance, instance_tags))
         .send()
         .await
