@@ -239,16 +239,13 @@ pub async fn print(
             "one transaction per approval request, by design",
         ),
     );
-    let discovered = inventory
-        .iter()
-        .filter(|r| r.discovered_by.is_some())
-        .count();
+    let discovered: u64 = coverage.iter().map(|c| c.resources).sum();
     floors.insert(
         "DynamoDB:UpdateItem".into(),
         floor(
-            discovered as u64,
+            discovered,
             format!(
-                "{discovered} inventory items (discovery writes its layer of each with UpdateItem) + job and run updates"
+                "{discovered} discovered resources: one UpdateItem each writes discovery's layer, by design (+ the job's and run's updates)"
             ),
         ),
     );
@@ -382,6 +379,28 @@ pub async fn print(
                 .join(", ")
         }
     );
+    let shared_recs: Vec<&shared::domain::Recommendation> = recs
+        .iter()
+        .filter(|r| {
+            units_of
+                .get(r.resource_id.as_str())
+                .is_some_and(|(_, n)| *n > 1)
+        })
+        .collect();
+    if !shared_recs.is_empty() {
+        let resources: usize = shared_recs
+            .iter()
+            .map(|r| r.resource_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|id| units_of.get(id).map_or(0, |(_, n)| *n))
+            .sum();
+        println!(
+            "    recommendations for those ids: {} (their ids are resource + action, so one per \
+             name and action survives, with one unit's account and region) for {resources} resources",
+            shared_recs.len()
+        );
+    }
     let mut by_service: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     for (k, st) in &calls {
         let e = by_service

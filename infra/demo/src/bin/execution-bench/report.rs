@@ -80,7 +80,7 @@ pub fn throughput(
     phase: &Phase,
     done: usize,
     seen: usize,
-) {
+) -> Tally {
     let (ec2_min, ec2_by_op) = ec2_floor();
     if !previews.latencies.is_empty() {
         let ms: Vec<f64> = previews.latencies.iter().map(|(l, _)| l * 1000.0).collect();
@@ -176,6 +176,7 @@ pub fn throughput(
          USD {bill:.4} ({:.6} each)",
         bill / n.max(1) as f64
     );
+    calls
 }
 
 pub fn capped(
@@ -184,6 +185,7 @@ pub fn capped(
     accounts: &HashMap<String, String>,
     boundary: DateTime<Utc>,
     done: usize,
+    uncapped: &Tally,
 ) {
     let b = boundary.timestamp();
     // Executions per (hour, account): the succeeded job's message's clock.
@@ -276,11 +278,20 @@ pub fn capped(
     let executed: usize = ran.values().sum();
     let deferrals = deferred_before + deferred_after;
     if deferrals > 0 {
-        let (floor, _) = ec2_floor();
-        let ec2 = wire::calls(&calls, "EC2") as f64 - (floor as usize * executed) as f64;
+        // What the deliveries cost beyond the executions, each execution
+        // costing what it did without a cap.
+        let n = s.n.max(1) as f64;
+        let line: Vec<String> = ["EC2", "DynamoDB", "SQS"]
+            .iter()
+            .map(|svc| {
+                let each = wire::calls(uncapped, svc) as f64 / n;
+                let extra = wire::calls(&calls, svc) as f64 - each * executed as f64;
+                format!("{svc} {:.2}", extra / deferrals as f64)
+            })
+            .collect();
         println!(
-            "    EC2 calls per deferred delivery: {:.2} (EC2 calls beyond {floor} per execution, over the deferrals)",
-            ec2 / deferrals as f64
+            "    calls per deferred delivery (beyond the executions, at the uncapped run's calls per execution): {}",
+            line.join(", ")
         );
     }
 }
