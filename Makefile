@@ -80,6 +80,12 @@ bench: bootstrap bench-startup web-bench
 	# Whole cycle at 1,000 and 10,000 EC2 (FINOPS_BENCH_SIZES to change; CloudWatch
 	# is synthetic above 1,000, see docs/benchmarks.md).
 	cargo run --release -q -p finops-demo --bin cycle-bench
+	# Discovery of 10,000 resources over 5 accounts x 4 regions, organization mode,
+	# 4 workers (FINOPS_BENCH_DISCOVERY_RESOURCES to scale down; CloudWatch synthetic).
+	cargo run --release -q -p finops-demo --bin discovery-bench
+	# 1,000 approved EC2 rightsizings through the execution job path, previews,
+	# then the per-account cap (FINOPS_BENCH_EXECUTIONS, FINOPS_BENCH_CAP_PER_ACCOUNT).
+	cargo run --release -q -p finops-demo --bin execution-bench
 	$(PY) infra/emulator/bench_getmetricdata.py
 	cargo bench -p e2e --bench websocket_fanout
 	# Trigger to job succeeded on the demo estate, through make dev's stack.

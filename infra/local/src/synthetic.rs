@@ -94,24 +94,48 @@ impl SyntheticCloudWatch {
         days: i64,
         mix: &[(Service, usize)],
     ) -> Self {
+        let members = mix.iter().flat_map(|&(service, count)| {
+            (0..count).map(move |i| {
+                let r = estate::resource(service, i);
+                (service, r.id, r.resource_type)
+            })
+        });
+        Self::build(set, now, days, members)
+    }
+
+    /// The metrics of `resources` (service, id, type: e.g. what the APIs
+    /// of an account created), each with the profile and values the
+    /// estate gives the resource at its position among its service's.
+    pub fn of_resources(
+        set: &ThresholdSet,
+        now: DateTime<Utc>,
+        days: i64,
+        resources: &[(Service, String, Option<String>)],
+    ) -> Self {
+        Self::build(set, now, days, resources.iter().cloned())
+    }
+
+    fn build(
+        set: &ThresholdSet,
+        now: DateTime<Utc>,
+        days: i64,
+        members: impl Iterator<Item = (Service, String, Option<String>)>,
+    ) -> Self {
         let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
-        let mut services = BTreeMap::new();
+        let mut services: BTreeMap<Service, (Vec<MetricQuery>, Vec<Member>)> = BTreeMap::new();
         let mut by_id = HashMap::new();
-        for &(service, count) in mix {
-            let metrics = estate::published_metrics(set, service);
-            let members: Vec<Member> = (0..count)
-                .map(|i| {
-                    let r = estate::resource(service, i);
-                    by_id.insert((service, r.id.clone()), i);
-                    Member {
-                        profile: estate::profile_for(service, i),
-                        index: i,
-                        id: r.id,
-                        resource_type: r.resource_type,
-                    }
-                })
-                .collect();
-            services.insert(service, (metrics, members));
+        for (service, id, resource_type) in members {
+            let (_, list) = services
+                .entry(service)
+                .or_insert_with(|| (estate::published_metrics(set, service), Vec::new()));
+            let i = list.len();
+            by_id.insert((service, id.clone()), i);
+            list.push(Member {
+                profile: estate::profile_for(service, i),
+                index: i,
+                id,
+                resource_type,
+            });
         }
         SyntheticCloudWatch {
             fleet: Arc::new(Fleet {
