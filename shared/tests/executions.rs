@@ -289,6 +289,44 @@ async fn twenty_racing_executions_make_one_change_and_a_rollback_restores_it() {
     ));
 }
 
+/// Twenty workers claim a change in one account at once, with room for 5:
+/// exactly 5 are counted (a claim that lost a transaction conflict tries
+/// again, as a redelivery would), and the others are told the cap is full.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_claims_never_pass_the_cap_together() {
+    let stack = LocalStack::isolated().await;
+    let (_, _, executions) = stores(&stack);
+    let hour = hour_of(t("2026-12-01T12:00:00Z"));
+    let cap = ChangeCap {
+        per_hour: 100,
+        per_account_per_hour: 5,
+    };
+    let outcomes = futures::future::join_all((0..20).map(|i| {
+        let executions = &executions;
+        async move {
+            loop {
+                match executions
+                    .claim_change("111", hour, &format!("req-{i}"), cap)
+                    .await
+                {
+                    Err(Error::Conflict(_)) => continue,
+                    other => return other.unwrap(),
+                }
+            }
+        }
+    }))
+    .await;
+    let passed = outcomes.iter().filter(|o| o.is_some()).count();
+    assert_eq!(passed, 5, "{outcomes:?}");
+    assert_eq!(
+        executions.hour_counts("111", hour).await.unwrap(),
+        HourCounts {
+            total: 5,
+            account: 5
+        }
+    );
+}
+
 #[tokio::test]
 async fn a_step_is_claimed_once_until_its_lease_runs_out_and_never_after_it_completed() {
     let stack = LocalStack::isolated().await;
@@ -348,16 +386,30 @@ async fn a_step_is_claimed_once_until_its_lease_runs_out_and_never_after_it_comp
         Claim::Done(done.clone())
     );
 
-    // The change count is per request, however often it is counted.
+    // The change count is per request, however often it is claimed; a
+    // full cap takes no new request but still passes one it holds.
+    let cap = ChangeCap {
+        per_hour: 100,
+        per_account_per_hour: 1,
+    };
     for _ in 0..3 {
-        executions
-            .count_change("111", hour_of(now), "req-9")
+        assert!(executions
+            .claim_change("111", hour_of(now), "req-9", cap)
             .await
-            .unwrap();
+            .unwrap()
+            .is_some());
     }
+    assert_eq!(
+        executions
+            .claim_change("111", hour_of(now), "req-11", cap)
+            .await
+            .unwrap(),
+        None
+    );
     executions
-        .count_change("222", hour_of(now), "req-10")
+        .claim_change("222", hour_of(now), "req-10", cap)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         executions.hour_counts("111", hour_of(now)).await.unwrap(),

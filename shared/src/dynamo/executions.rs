@@ -1,8 +1,9 @@
 use super::*;
-use crate::domain::execution::{AccountHealth, HourCounts, Phase};
+use crate::domain::execution::{AccountHealth, ChangeCap, HourCounts, Phase};
 use crate::execution::{Claim, ExecutionRecord, ExecutionStatus, ExecutionStore, StepRecord};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 /// Executions table, key (`pk`, `sk`), four item kinds:
 /// - execution `EXEC#<requestId>` / `META`: plan, pre-state, status, post-state;
@@ -68,24 +69,6 @@ impl DynamoExecutions {
             .await
             .map_err(|e| Error::from_sdk("GetItem", e))?
             .item)
-    }
-
-    async fn add_request(&self, pk: String, request_id: &str, ttl: i64) -> Result<u32> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s("COUNT"))
-            .update_expression("ADD requests :id SET #ttl = :ttl")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![request_id.into()]))
-            .expression_attribute_values(":ttl", n(ttl))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("UpdateItem", e))?;
-        Ok(set_len(out.attributes.as_ref()))
     }
 }
 
@@ -218,23 +201,64 @@ impl ExecutionStore for DynamoExecutions {
         }
     }
 
-    async fn count_change(
+    async fn claim_change(
         &self,
         account: &str,
         hour: DateTime<Utc>,
         request_id: &str,
-    ) -> Result<HourCounts> {
+        cap: ChangeCap,
+    ) -> Result<Option<HourCounts>> {
         let ttl = (hour + chrono::Duration::days(2)).timestamp();
-        let account_n = self
-            .add_request(hour_pk(account, hour), request_id, ttl)
-            .await?;
-        let total = self
-            .add_request(hour_pk(ALL_ACCOUNTS, hour), request_id, ttl)
-            .await?;
-        Ok(HourCounts {
-            total,
-            account: account_n,
-        })
+        // Each count takes the request only while it has room, or holds it
+        // already (a redelivery): both in one transaction.
+        let count = |pk: String, limit: u32| -> Result<TransactWriteItem> {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s("COUNT"))
+                .update_expression("ADD requests :ids SET #ttl = :ttl")
+                .condition_expression(
+                    "attribute_not_exists(requests) OR size(requests) < :cap OR contains(requests, :id)",
+                )
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ids", AttributeValue::Ss(vec![request_id.into()]))
+                .expression_attribute_values(":id", s(request_id))
+                .expression_attribute_values(":ttl", n(ttl))
+                .expression_attribute_values(":cap", n(limit))
+                .build()
+                .map_err(|e| Error::Internal(format!("building DynamoDB request: {e}")))?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(count(hour_pk(account, hour), cap.per_account_per_hour)?)
+            .transact_items(count(hour_pk(ALL_ACCOUNTS, hour), cap.per_hour)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Some(self.hour_counts(account, hour).await?)),
+            Err(e) => {
+                let full = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                );
+                if full {
+                    return Ok(None);
+                }
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) {
+                    // Another worker's claim on the same count: try again.
+                    return Err(Error::Conflict(format!(
+                        "the change count of {account} is being updated"
+                    )));
+                }
+                Err(Error::from_sdk("TransactWriteItems", e))
+            }
+        }
     }
 
     async fn hour_counts(&self, account: &str, hour: DateTime<Utc>) -> Result<HourCounts> {

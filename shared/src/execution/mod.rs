@@ -481,13 +481,26 @@ pub async fn execute(
                     reason: "account_breaker_open",
                 });
             }
+            // The change is counted against both caps in one conditional
+            // write before anything is done: of racing workers, only as many
+            // as the caps have room for go on.
             let hour = hour_of(now);
-            if let CapDecision::Defer { until, per_account } = settings
-                .cap
-                .decide(deps.executions.hour_counts(&acct, hour).await?, now)
+            if deps
+                .executions
+                .claim_change(&acct, hour, &req.id, settings.cap)
+                .await?
+                .is_none()
             {
+                let counts = deps.executions.hour_counts(&acct, hour).await?;
+                let per_account = !matches!(
+                    settings.cap.decide(counts, now),
+                    CapDecision::Defer {
+                        per_account: false,
+                        ..
+                    }
+                );
                 return Ok(Outcome::Deferred {
-                    until,
+                    until: hour + chrono::Duration::hours(1),
                     reason: if per_account {
                         "account_cap"
                     } else {
@@ -511,7 +524,6 @@ pub async fn execute(
                 finished_at: None,
             };
             deps.executions.begin(&record).await?;
-            deps.executions.count_change(&acct, hour, &req.id).await?;
             let moved = req.apply(ApprovalEvent::StartExecution, actor, None, None, now);
             transition(deps, &req, moved, Some(to_json(&pre)), None, now).await?
         }

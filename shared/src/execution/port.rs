@@ -3,7 +3,8 @@
 //! (what was planned and done, step by step, in DynamoDB).
 
 use crate::domain::execution::{
-    AccountHealth, ExecutionPlan, HourCounts, IdempotencyKey, Mismatch, Phase, ResourceState, Step,
+    AccountHealth, ChangeCap, ExecutionPlan, HourCounts, IdempotencyKey, Mismatch, Phase,
+    ResourceState, Step,
 };
 use crate::domain::Service;
 use crate::Result;
@@ -171,14 +172,17 @@ pub trait ExecutionStore: Send + Sync {
     async fn steps(&self, request_id: &str, phase: Phase) -> Result<Vec<StepRecord>>;
     /// Updates status, post-state, mismatches and error from `from` (conditional).
     async fn finish(&self, record: &ExecutionRecord, from: ExecutionStatus) -> Result<()>;
-    /// Counts a request as a change of this hour, once however often it is
-    /// counted, and returns the hour's counts for the account and overall.
-    async fn count_change(
+    /// Counts a request as a change of this hour if both caps have room
+    /// (or it is counted already: once however often it is claimed), in one
+    /// conditional write, so racing workers never pass a cap together.
+    /// `None`: a cap is full, nothing was counted.
+    async fn claim_change(
         &self,
         account: &str,
         hour: DateTime<Utc>,
         request_id: &str,
-    ) -> Result<HourCounts>;
+        cap: ChangeCap,
+    ) -> Result<Option<HourCounts>>;
     async fn hour_counts(&self, account: &str, hour: DateTime<Utc>) -> Result<HourCounts>;
     async fn account_health(&self, account: &str) -> Result<AccountHealth>;
     /// A success resets the account's consecutive failures; a failure adds one.

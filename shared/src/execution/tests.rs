@@ -160,19 +160,25 @@ impl ExecutionStore for MemExecutions {
             _ => Err(Error::Conflict("execution moved".into())),
         }
     }
-    async fn count_change(
+    async fn claim_change(
         &self,
         account: &str,
         hour: DateTime<Utc>,
         id: &str,
-    ) -> Result<HourCounts> {
-        self.hours
-            .lock()
-            .unwrap()
-            .entry(format!("{account}|{hour}"))
-            .or_default()
-            .insert(id.into());
-        self.hour_counts(account, hour).await
+        cap: ChangeCap,
+    ) -> Result<Option<HourCounts>> {
+        let counts = self.hour_counts(account, hour).await?;
+        {
+            let mut m = self.hours.lock().unwrap();
+            let key = format!("{account}|{hour}");
+            let held = m.get(&key).is_some_and(|s| s.contains(id));
+            if !held && (counts.account >= cap.per_account_per_hour || counts.total >= cap.per_hour)
+            {
+                return Ok(None);
+            }
+            m.entry(key).or_default().insert(id.into());
+        }
+        Ok(Some(self.hour_counts(account, hour).await?))
     }
     async fn hour_counts(&self, account: &str, hour: DateTime<Utc>) -> Result<HourCounts> {
         let m = self.hours.lock().unwrap();
@@ -596,7 +602,15 @@ async fn the_cap_and_the_breaker_stop_further_changes() {
     ));
     // A second request in the same account and hour waits for the next hour.
     let w2 = World::new("m5.xlarge");
-    *w2.executions.hours.lock().unwrap() = w.executions.hours.lock().unwrap().clone();
+    // The hour's count holds another request (the fake's ids repeat across worlds).
+    *w2.executions.hours.lock().unwrap() = w
+        .executions
+        .hours
+        .lock()
+        .unwrap()
+        .keys()
+        .map(|k| (k.clone(), ["another-request".to_string()].into()))
+        .collect();
     let second = approved(&w2.approvals, Action::Stop, None).await;
     let out = run(&w2, &second, None, &settings, now()).await.unwrap();
     assert!(
