@@ -230,7 +230,7 @@ async fn run_workers(
                     if wanted.contains(&h.job_id) && !finished.contains_key(&h.job_id) {
                         finished.insert(h.job_id.clone(), st.to_string());
                         wall_s = running.started.elapsed().as_secs_f64();
-                        if finished.len() % 100 == 0 {
+                        if finished.len().is_multiple_of(100) {
                             eprintln!(
                                 "    [workers] {} of {} finished, {:.1} s",
                                 finished.len(),
