@@ -70,3 +70,35 @@ pub fn percentile(xs: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
 }
+
+/// A benchmark binary's `main`: a multi-threaded runtime, then `child` when
+/// the process was started with `child_flag` (a worker the benchmark
+/// spawned), else `bench`; a failure is printed as `<what> failed: ...`.
+pub fn run<C, B>(what: &str, child_flag: &str, child: C, bench: B) -> std::process::ExitCode
+where
+    C: std::future::Future<Output = Result<(), String>>,
+    B: std::future::Future<Output = Result<(), String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = if std::env::args().any(|a| a == child_flag) {
+        runtime.block_on(child)
+    } else {
+        runtime.block_on(bench)
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what} failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -37,28 +37,7 @@ use std::time::{Duration, Instant};
 const DAYS: i64 = 14;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = if std::env::args().any(|a| a == "--processor") {
-        runtime.block_on(processor_child())
-    } else {
-        runtime.block_on(bench())
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cycle bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finops_demo::bench::run("cycle bench", "--processor", processor_child(), bench())
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {

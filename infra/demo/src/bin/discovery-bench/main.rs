@@ -44,28 +44,7 @@ pub const DAYS: i64 = 14;
 const ROLE: &str = "FinOpsDiscoveryRole";
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = if std::env::args().any(|a| a == "--worker") {
-        runtime.block_on(worker_child())
-    } else {
-        runtime.block_on(bench())
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("discovery bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finops_demo::bench::run("discovery bench", "--worker", worker_child(), bench())
 }
 
 /// What the parent learnt, for the report.

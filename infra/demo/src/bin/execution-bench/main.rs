@@ -40,28 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = if std::env::args().any(|a| a == "--worker") {
-        runtime.block_on(worker_child())
-    } else {
-        runtime.block_on(bench())
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("execution bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finops_demo::bench::run("execution bench", "--worker", worker_child(), bench())
 }
 
 /// The bench's settings.
