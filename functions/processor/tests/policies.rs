@@ -45,6 +45,23 @@ async fn cycle(p: &Processor, source: &EventSource, id: &str) -> serde_json::Val
     done.result.unwrap_or_default()
 }
 
+/// What the audit trail holds with `actor` as its actor.
+async fn audited_by(p: &Processor, actor: &str) -> Vec<AuditEntry> {
+    p.audit
+        .query(
+            &AuditQuery {
+                actor: Some(actor.into()),
+                ..AuditQuery::default()
+            },
+            Some(100),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .items
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_nothing() {
     let (_emulator, stack) = LocalStack::with_own_emulator().await;
@@ -148,20 +165,7 @@ async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_
         type_and_state(&ec2, &rightsize.recommendation.resource_id).await,
         (before, "running".to_string())
     );
-    let trail = p
-        .audit
-        .query(
-            &AuditQuery {
-                actor: Some("policy:c-rightsize-dry".into()),
-                ..AuditQuery::default()
-            },
-            Some(100),
-            None,
-            Utc::now(),
-        )
-        .await
-        .unwrap()
-        .items;
+    let trail = audited_by(&p, "policy:c-rightsize-dry").await;
     assert_eq!(trail.len(), 1, "{trail:#?}");
     assert_eq!(trail[0].action, "policy.dry_run");
     assert_eq!(trail[0].entity_id, rightsize.id);
@@ -186,19 +190,6 @@ async fn policies_approve_what_they_match_in_their_window_and_a_dry_run_changes_
         json!(0),
         "{summary}"
     );
-    let again = p
-        .audit
-        .query(
-            &AuditQuery {
-                actor: Some("policy:c-rightsize-dry".into()),
-                ..AuditQuery::default()
-            },
-            Some(100),
-            None,
-            Utc::now(),
-        )
-        .await
-        .unwrap()
-        .items;
+    let again = audited_by(&p, "policy:c-rightsize-dry").await;
     assert_eq!(again.len(), 1, "{again:#?}");
 }
