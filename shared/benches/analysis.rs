@@ -259,7 +259,10 @@ fn related_estate(n: usize) -> (Vec<Resource>, Vec<Recommendation>) {
         .iter()
         .step_by(3)
         .map(|r| Recommendation {
-            id: Recommendation::stable_id(&r.id, Action::Stop),
+            id: Recommendation::stable_id(
+                &shared::domain::ResourceKey::new(None, "us-east-1", &r.id),
+                Action::Stop,
+            ),
             resource_id: r.id.clone(),
             service: r.service,
             region: r.region.clone(),

@@ -96,7 +96,10 @@ impl World {
             .expect("resource exists")
             .snapshot();
         let rec = Recommendation {
-            id: Recommendation::stable_id(id, action),
+            id: Recommendation::stable_id(
+                &shared::domain::ResourceKey::new(None, "us-east-1", id),
+                action,
+            ),
             resource_id: id.into(),
             service,
             region: "us-east-1".into(),

@@ -26,7 +26,7 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn recommendation(resource: &str, action: Action) -> Recommendation {
     Recommendation {
-        id: Recommendation::stable_id(resource, action),
+        id: Recommendation::stable_id(&ResourceKey::new(None, "us-east-1", resource), action),
         resource_id: resource.into(),
         service: Service::Ec2,
         region: "us-east-1".into(),
@@ -298,7 +298,6 @@ async fn every_stored_type_round_trips() {
     // Pushed fields are overrides, and say so.
     let resource = Resource {
         overridden: [
-            "region",
             "resourceType",
             "memoryMb",
             "monthlyCostUsd",
@@ -310,12 +309,16 @@ async fn every_stored_type_round_trips() {
         .to_vec(),
         ..resource
     };
-    assert_eq!(inventory.get("db-1").await.unwrap().unwrap(), resource);
+    assert_eq!(
+        inventory.get(&resource.key()).await.unwrap().unwrap(),
+        resource
+    );
     let by_tag = inventory
         .list(
             &InventoryFilter {
                 service: Some(Service::Rds),
                 tag: Some("team=core".into()),
+                ..InventoryFilter::default()
             },
             None,
             None,
@@ -323,6 +326,103 @@ async fn every_stored_type_round_trips() {
         .await
         .unwrap();
     assert_eq!(by_tag.items, vec![resource]);
+}
+
+/// One name in two accounts and two regions: three resources, each kept,
+/// read and listed on its own, and each with its own open request.
+#[tokio::test]
+async fn one_name_in_two_accounts_and_regions_is_three_resources() {
+    let stack = LocalStack::isolated().await;
+    let inventory = DynamoInventory::new(ddb(&stack), stack.table("InventoryTable"), codec());
+    let scopes = [
+        ("111111111111", "us-east-1", "db.m5.large"),
+        ("222222222222", "us-east-1", "db.r5.large"),
+        ("111111111111", "eu-west-1", "db.t3.medium"),
+    ];
+    let found: Vec<Resource> = scopes
+        .iter()
+        .map(|(account, region, class)| {
+            let mut r = Resource::new(Service::Rds, "orders", *region);
+            r.account_id = Some(account.to_string());
+            r.resource_type = Some(class.to_string());
+            r.discovered_by = Some("rds:DescribeDBInstances".into());
+            r
+        })
+        .collect();
+    assert_eq!(inventory.record_discovered(&found).await.unwrap(), 3);
+    for r in &found {
+        assert_eq!(
+            inventory.get(&r.key()).await.unwrap().as_ref(),
+            Some(r),
+            "{}",
+            r.key()
+        );
+    }
+    assert_eq!(inventory.find("orders").await.unwrap().len(), 3);
+    let one = inventory
+        .in_scope(&Scope::new(Some("222222222222"), "us-east-1"))
+        .await
+        .unwrap();
+    assert_eq!(one, vec![found[1].clone()]);
+    // Filters: account and region read one partition; either alone filters.
+    let listed = |account: Option<&str>, region: Option<&str>| {
+        let inventory = &inventory;
+        let filter = InventoryFilter {
+            account_id: account.map(str::to_string),
+            region: region.map(str::to_string),
+            ..InventoryFilter::default()
+        };
+        async move {
+            let mut types: Vec<String> = inventory
+                .list(&filter, None, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|r| r.resource_type)
+                .collect();
+            types.sort();
+            types
+        }
+    };
+    assert_eq!(
+        listed(Some("111111111111"), Some("eu-west-1")).await,
+        ["db.t3.medium"]
+    );
+    assert_eq!(
+        listed(Some("111111111111"), None).await,
+        ["db.m5.large", "db.t3.medium"]
+    );
+    assert_eq!(
+        listed(None, Some("us-east-1")).await,
+        ["db.m5.large", "db.r5.large"]
+    );
+    // An override of one leaves the others as discovered.
+    let mut push = found[0].clone();
+    push.discovered_by = None;
+    push.resource_type = None;
+    push.monthly_cost_usd = Some(99.0);
+    inventory.upsert(&[push]).await.unwrap();
+    let costs: Vec<Option<f64>> = {
+        let mut all = inventory.find("orders").await.unwrap();
+        all.sort_by_key(Resource::key);
+        all.into_iter().map(|r| r.monthly_cost_usd).collect()
+    };
+    assert_eq!(costs, [None, Some(99.0), None]);
+
+    // Each has its own open request for the same action.
+    let store = approvals_store(&stack);
+    for r in &found {
+        let mut rec = recommendation("orders", Action::Stop);
+        rec.account_id = r.account_id.clone();
+        rec.region = r.region.clone();
+        rec.id = Recommendation::stable_id(&rec.key(), rec.action);
+        let (_, outcome) =
+            approvals::open(&store, rec, "cycle", None, Duration::days(7), Utc::now())
+                .await
+                .unwrap();
+        assert_eq!(outcome, CreateOutcome::Created, "{}", r.key());
+    }
 }
 
 #[tokio::test]
@@ -349,7 +449,9 @@ async fn overrides_win_field_by_field_and_survive_rediscovery() {
         .await
         .unwrap();
     // A person says who owns it and what it costs; the type stays discovered.
+    let key = ResourceKey::new(Some("123456789012"), "eu-west-1", "i-ov");
     let mut push = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
+    push.account_id = Some("123456789012".into());
     push.monthly_cost_usd = Some(140.0);
     push.tags = BTreeMap::from([("owner".to_string(), "ana".to_string())]);
     push.relations = vec![Relation::new("uses", "orders-db")];
@@ -359,7 +461,7 @@ async fn overrides_win_field_by_field_and_survive_rediscovery() {
         .record_discovered(&[discovered("m5.large", "search")])
         .await
         .unwrap();
-    let r = inventory.get("i-ov").await.unwrap().unwrap();
+    let r = inventory.get(&key).await.unwrap().unwrap();
     assert_eq!(r.resource_type.as_deref(), Some("m5.large"));
     assert_eq!(r.monthly_cost_usd, Some(140.0));
     assert_eq!(r.tags.get("owner").map(String::as_str), Some("ana"));
@@ -370,15 +472,13 @@ async fn overrides_win_field_by_field_and_survive_rediscovery() {
     let targets: Vec<&str> = r.relations.iter().map(|x| x.target_id.as_str()).collect();
     assert_eq!(targets, ["vol-1", "orders-db"]);
     assert_eq!(r.attributes.get("state"), Some(&json!("running")));
-    assert_eq!(
-        r.overridden,
-        ["region", "monthlyCostUsd", "tags", "relations"]
-    );
+    assert_eq!(r.overridden, ["monthlyCostUsd", "tags", "relations"]);
     // A second override of another field keeps the first.
     let mut push = Resource::new(Service::Ec2, "i-ov", "eu-west-1");
+    push.account_id = Some("123456789012".into());
     push.resource_type = Some("t3.large".into());
     inventory.upsert(&[push]).await.unwrap();
-    let r = inventory.get("i-ov").await.unwrap().unwrap();
+    let r = inventory.get(&key).await.unwrap().unwrap();
     assert_eq!(r.resource_type.as_deref(), Some("t3.large"));
     assert_eq!(r.monthly_cost_usd, Some(140.0));
     // The tag filter sees overridden tags as well as discovered ones.
@@ -388,6 +488,7 @@ async fn overrides_win_field_by_field_and_survive_rediscovery() {
                 &InventoryFilter {
                     service: Some(Service::Ec2),
                     tag: Some(tag.into()),
+                    ..InventoryFilter::default()
                 },
                 None,
                 None,
@@ -1140,6 +1241,7 @@ async fn open_requests_are_found_by_their_locks_in_batches_of_a_hundred() {
     let store = approvals_store(&stack);
     let now = Utc::now();
     let mut opened = BTreeMap::new();
+    let key_of = |id: &str| ResourceKey::new(None, "us-east-1", id);
     for i in [3, 77, 140] {
         let resource = format!("i-open-{i}");
         let (request, outcome) = approvals::open(
@@ -1153,14 +1255,19 @@ async fn open_requests_are_found_by_their_locks_in_batches_of_a_hundred() {
         .await
         .unwrap();
         assert_eq!(outcome, CreateOutcome::Created);
-        opened.insert((resource, Action::Stop), request.id);
+        opened.insert((key_of(&resource), Action::Stop), request.id);
     }
     // 150 keys: two BatchGetItem calls; the same resources with another
-    // action have no open request.
-    let mut keys: Vec<(String, Action)> = (0..150)
-        .map(|i| (format!("i-open-{i}"), Action::Stop))
+    // action, or of the same name in another region, have no open request.
+    let key_of = |id: &str| ResourceKey::new(None, "us-east-1", id);
+    let mut keys: Vec<(ResourceKey, Action)> = (0..150)
+        .map(|i| (key_of(&format!("i-open-{i}")), Action::Stop))
         .collect();
-    keys.push(("i-open-3".into(), Action::Terminate));
+    keys.push((key_of("i-open-3"), Action::Terminate));
+    keys.push((
+        ResourceKey::new(None, "eu-west-1", "i-open-3"),
+        Action::Stop,
+    ));
     let found = store.open_requests(&keys).await.unwrap();
     let found: BTreeMap<_, _> = found.into_iter().collect();
     assert_eq!(found, opened);

@@ -78,7 +78,10 @@ impl Actuator for FakeLambda {
 
 async fn approved_request(approvals: &DynamoApprovals, now: DateTime<Utc>) -> ApprovalRequest {
     let rec = Recommendation {
-        id: Recommendation::stable_id("fn-1", Action::ReduceMemory),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", "fn-1"),
+            Action::ReduceMemory,
+        ),
         resource_id: "fn-1".into(),
         service: Service::Lambda,
         region: "us-east-1".into(),
@@ -469,7 +472,10 @@ async fn policies_are_versioned_and_approve_only_what_they_match() {
 
     let req = {
         let rec = Recommendation {
-            id: Recommendation::stable_id("fn-2", Action::ReduceMemory),
+            id: Recommendation::stable_id(
+                &shared::domain::ResourceKey::new(None, "us-east-1", "fn-2"),
+                Action::ReduceMemory,
+            ),
             resource_id: "fn-2".into(),
             service: Service::Lambda,
             region: "us-east-1".into(),

@@ -15,6 +15,9 @@ pub struct Config {
     pub metrics_table: String,
     pub thresholds_table: String,
     pub inventory_table: String,
+    /// The deploying account (HOME_ACCOUNT_ID, `AWS::AccountId` in the
+    /// template): a resource pushed without an account is this account's.
+    pub home_account_id: Option<String>,
     /// Discovery coverage per (account, region), for GET /accounts.
     pub accounts_table: String,
     pub recommendations_table: String,
@@ -48,6 +51,15 @@ impl Config {
             metrics_table: env.require("METRICS_TABLE")?,
             thresholds_table: env.require("THRESHOLDS_TABLE")?,
             inventory_table: env.require("INVENTORY_TABLE")?,
+            home_account_id: match env.get("HOME_ACCOUNT_ID") {
+                Some(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Some(a),
+                Some(a) => {
+                    return Err(ConfigError::Rule(format!(
+                        "HOME_ACCOUNT_ID must be a 12-digit AWS account id, not '{a}'"
+                    )))
+                }
+                None => None,
+            },
             accounts_table: env.require("ACCOUNTS_TABLE")?,
             recommendations_table: env.require("RECOMMENDATIONS_TABLE")?,
             connections_table: env.require("CONNECTIONS_TABLE")?,

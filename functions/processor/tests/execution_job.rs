@@ -101,7 +101,10 @@ async fn an_approved_rightsizing_is_executed_once_verified_and_rolled_back_throu
         .attributes
         .insert("state".into(), serde_json::json!("running"));
     let rec = Recommendation {
-        id: Recommendation::stable_id(&id, Action::Rightsize),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", &id),
+            Action::Rightsize,
+        ),
         resource_id: id.clone(),
         service: Service::Ec2,
         region: "us-east-1".into(),
@@ -278,7 +281,10 @@ async fn a_drifted_instance_fails_the_job_and_is_left_alone_and_a_preview_change
     let mut resource = Resource::new(Service::Ec2, id.clone(), "us-east-1");
     resource.resource_type = Some("m5.2xlarge".into());
     let rec = Recommendation {
-        id: Recommendation::stable_id(&id, Action::Rightsize),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", &id),
+            Action::Rightsize,
+        ),
         resource_id: id.clone(),
         service: Service::Ec2,
         region: "us-east-1".into(),

@@ -114,7 +114,10 @@ async fn approved(
     let now = Utc::now();
     let id = resource.id.clone();
     let rec = Recommendation {
-        id: Recommendation::stable_id(&id, action),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", &id),
+            action,
+        ),
         resource_id: id,
         service: resource.service,
         region: "us-east-1".into(),

@@ -74,6 +74,30 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
                 .to_builder()
                 .region(aws_config::Region::new(region))
                 .build();
+            // The same DynamoDB tables, by name, in every account and region
+            // (names AWS makes unique only there), each with its own metrics.
+            if k < 2 {
+                let mut tables = finops_local::estate::of_mix(
+                    &shared::analysis::default_thresholds().unwrap(),
+                    Utc::now(),
+                    14,
+                    &[(Service::DynamoDb, 4)],
+                );
+                for r in &mut tables.resources {
+                    r.region = region.to_string();
+                }
+                finops_local::aws_estate::create(&admin, &mut tables)
+                    .await
+                    .unwrap();
+                finops_local::seed::seed_series_in(
+                    &stack.endpoint,
+                    Some(account),
+                    Some(region),
+                    &tables.series,
+                )
+                .await
+                .unwrap();
+            }
             aws_sdk_ec2::Client::new(&c)
                 .run_instances()
                 .image_id("ami-12c6146b")
@@ -94,7 +118,7 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         "job-org",
         JobKind::OptimizationCycle,
         "alice",
-        json!({"trigger": "manual", "services": ["ec2"]}),
+        json!({"trigger": "manual", "services": ["ec2", "dynamodb"]}),
         Utc::now(),
     );
     submit(&p.jobs, &p.queue, job, Utc::now()).await.unwrap();
@@ -132,7 +156,7 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         .iter()
         .filter(|c| members[..2].contains(&c.account_id))
     {
-        assert_eq!((c.resources, c.discovered_at.is_some()), (1, true), "{c:?}");
+        assert_eq!((c.resources, c.discovered_at.is_some()), (5, true), "{c:?}");
         assert_eq!(c.calls.get("EC2:DescribeInstances"), Some(&1), "{c:?}");
     }
     // The instances of alpha and beta, in both regions, with their account.
@@ -157,5 +181,47 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         matches!(run.status, RunStatus::Succeeded | RunStatus::Partial),
         "{run:?}"
     );
-    assert_eq!(run.resources_analysed, 4);
+    // Everything discovered is analysed: alpha's and beta's instances and
+    // tables, and the management account's own (this stack's tables).
+    let discovered: u64 = coverage.iter().map(|c| c.resources).sum();
+    assert!(discovered >= 4 + 16, "{coverage:#?}");
+    assert_eq!(run.resources_analysed, discovered);
+
+    // Four tables of each name, one per (account, region): four items, four
+    // recommendations and four open requests, not one that hides the others.
+    let tables: Vec<&Resource> = inventory
+        .iter()
+        .filter(|r| r.service == Service::DynamoDb && r.id.starts_with("events-table-"))
+        .collect();
+    assert_eq!(tables.len(), 16, "{tables:#?}");
+    let mut requests = Vec::new();
+    let mut token = None;
+    loop {
+        let page = p
+            .approvals
+            .list(&ApprovalFilter::default(), Some(100), token.as_deref())
+            .await
+            .unwrap();
+        requests.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut by_name: std::collections::BTreeMap<String, Vec<ResourceKey>> = Default::default();
+    for r in requests
+        .iter()
+        .filter(|r| r.recommendation.resource_id.starts_with("events-table-"))
+    {
+        by_name
+            .entry(r.recommendation.resource_id.clone())
+            .or_default()
+            .push(r.recommendation.key());
+    }
+    assert!(!by_name.is_empty(), "no DynamoDB request at all");
+    for (name, mut keys) in by_name {
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 4, "{name}: {keys:?}");
+    }
 }

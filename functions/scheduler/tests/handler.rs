@@ -160,7 +160,10 @@ async fn a_fire_queues_the_execution_of_scheduled_requests_whose_window_opened()
         let name = format!("{}-{name}", stack.prefix);
         async move {
             let rec = Recommendation {
-                id: Recommendation::stable_id(&name, Action::Rightsize),
+                id: Recommendation::stable_id(
+                    &shared::domain::ResourceKey::new(None, "us-east-1", &name),
+                    Action::Rightsize,
+                ),
                 resource_id: name.clone(),
                 service: Service::Ec2,
                 region: "us-east-1".into(),

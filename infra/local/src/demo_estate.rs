@@ -375,7 +375,7 @@ pub async fn seed_approval_requests(
             let resource = format!("bench-i-{i:05}");
             let savings = 5.0 + (i * 37 % 400) as f64;
             let rec: shared::domain::Recommendation = serde_json::from_value(json!({
-                "id": shared::domain::Recommendation::stable_id(&resource, shared::domain::Action::Stop),
+                "id": shared::domain::Recommendation::stable_id(&shared::domain::ResourceKey::new(None, "us-east-1", &resource), shared::domain::Action::Stop),
                 "resourceId": resource,
                 "service": "ec2",
                 "region": "us-east-1",

@@ -219,6 +219,9 @@ impl LocalStack {
                 let target = t.value.as_str()?;
                 match t.tag.to_string().as_str() {
                     // A parameter means its default, as a deploy that sets none.
+                    // The emulator's account and the stack's region.
+                    "!Ref" if target == "AWS::AccountId" => Some("123456789012".to_string()),
+                    "!Ref" if target == "AWS::Region" => Some("us-east-1".to_string()),
                     "!Ref" => self
                         .tables
                         .get(target)

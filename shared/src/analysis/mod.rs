@@ -30,9 +30,9 @@ pub use metrics::{
 };
 pub use pricing::{split_type, Platform, PriceCatalog, TypeSpec, Variant, HOURS_PER_MONTH};
 pub use recommend::{
-    analyze, confidence, format_value, order_actions, projection_risk, recommend, round2, Analysis,
-    DependencyIndex, Engine, MetricTrend, BUSY_CPU_PERCENT, MAX_ALTERNATIVES,
-    PROJECTION_PERCENTILE, TREND_PENALTY,
+    analyze, confidence, format_value, order_actions, projection_risk, recommend, round2,
+    sort_batches, Analysis, DependencyIndex, Engine, MetricTrend, BUSY_CPU_PERCENT,
+    MAX_ALTERNATIVES, PROJECTION_PERCENTILE, TREND_PENALTY,
 };
 pub use score::{
     score_from_utilization, utilization_score, DEFAULT_HEADROOM, DEFAULT_TARGET, SCORE_DAYS,

@@ -19,18 +19,36 @@ pub(super) async fn finalize(
     let job_id = tracker.run.job_id.clone();
 
     let t = std::time::Instant::now();
-    tracker
-        .progress(Stage::Dependencies, 0, recs.len() as u64)
-        .await?;
-    let inventory = ports.inventory.all().await?;
-    let index = crate::analysis::DependencyIndex::new(&inventory);
-    let mut recs = recs;
-    index.link(&mut recs);
+    let linked = recs.len() as u64;
+    tracker.progress(Stage::Dependencies, 0, linked).await?;
+    // Names are unique only within an account and region, so dependencies
+    // are linked and batches ordered scope by scope, each with its own
+    // share of the inventory (one Query a scope, not a Scan of the table).
+    let mut by_scope: BTreeMap<Scope, Vec<Recommendation>> = BTreeMap::new();
+    for rec in recs {
+        by_scope
+            .entry(Scope::new(rec.account_id.as_deref(), &rec.region))
+            .or_default()
+            .push(rec);
+    }
+    let mut inventory: BTreeMap<Scope, Vec<crate::domain::Resource>> = BTreeMap::new();
+    for scope in by_scope.keys() {
+        inventory.insert(scope.clone(), ports.inventory.in_scope(scope).await?);
+    }
+    let indexes: BTreeMap<&Scope, crate::analysis::DependencyIndex<'_>> = inventory
+        .iter()
+        .map(|(scope, resources)| (scope, crate::analysis::DependencyIndex::new(resources)))
+        .collect();
+    for (scope, recs) in by_scope.iter_mut() {
+        if let Some(index) = indexes.get(scope) {
+            index.link(recs);
+        }
+    }
     tracker
         .finish(StageOutcome {
             stage: Stage::Dependencies,
             ok: true,
-            processed: recs.len() as u64,
+            processed: linked,
             failed: 0,
             duration_ms: elapsed_ms(t),
             error: None,
@@ -38,7 +56,14 @@ pub(super) async fn finalize(
         .await?;
 
     let t = std::time::Instant::now();
-    let batches = crate::analysis::order_actions(recs, &index);
+    let mut batches: Vec<Vec<Recommendation>> = Vec::new();
+    for (scope, recs) in by_scope {
+        match indexes.get(&scope) {
+            Some(index) => batches.extend(crate::analysis::order_actions(recs, index)),
+            None => batches.extend(recs.into_iter().map(|r| vec![r])),
+        }
+    }
+    crate::analysis::sort_batches(&mut batches);
     tracker
         .finish(StageOutcome {
             stage: Stage::Batch,
@@ -62,26 +87,26 @@ pub(super) async fn finalize(
         // Most of a cycle's recommendations are still open from the last
         // cycle: a batched read of their open-locks (100 a call) skips them,
         // instead of a refused transaction and a read each.
-        let keys: Vec<(String, crate::domain::Action)> = recs
-            .iter()
-            .map(|r| (r.resource_id.clone(), r.action))
-            .collect();
+        let keys: Vec<(crate::domain::ResourceKey, crate::domain::Action)> =
+            recs.iter().map(|r| (r.key(), r.action)).collect();
         let open = ports.approvals.open_requests(&keys).await?;
         let recs: Vec<Recommendation> = recs
             .into_iter()
-            .filter(|r| !open.contains_key(&(r.resource_id.clone(), r.action)))
+            .filter(|r| !open.contains_key(&(r.key(), r.action)))
             .collect();
         // Each request is its own transaction (request, open-lock, audit
         // entry), so they are independent: open a bounded number at once.
         // A retry of the cycle finds the ones already open through the lock.
         // Each request keeps the state its recommendation was made on, which
         // an execution compares with the live state (drift).
-        let by_id: std::collections::HashMap<&str, &crate::domain::Resource> =
-            inventory.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_key: std::collections::HashMap<
+            crate::domain::ResourceKey,
+            &crate::domain::Resource,
+        > = inventory.values().flatten().map(|r| (r.key(), r)).collect();
         let opened = futures::stream::iter(recs.into_iter().map(|rec| {
             let job_id = job_id.clone();
-            let expected = by_id
-                .get(rec.resource_id.as_str())
+            let expected = by_key
+                .get(&rec.key())
                 .map(|r| crate::domain::execution::expected_from(r));
             async move {
                 let mut request =

@@ -446,20 +446,22 @@ pub(super) async fn load_thresholds(ports: &Ports<'_>) -> Result<ThresholdSet> {
 /// CloudWatch does not show are analysed too (they may be idle).
 async fn discover(ports: &Ports<'_>, services: &[Service]) -> Result<Vec<Resource>> {
     let discovered = ports.source.discover(services).await?;
-    let mut by_id: BTreeMap<String, Resource> = ports
+    let mut resources: Vec<Resource> = ports
         .inventory
         .all()
         .await?
         .into_iter()
         .filter(|r| services.contains(&r.service))
-        .map(|r| (r.id.clone(), r))
         .collect();
+    let known: std::collections::BTreeSet<String> =
+        resources.iter().map(|r| r.id.clone()).collect();
     for d in discovered {
-        by_id
-            .entry(d.id.clone())
-            .or_insert_with(|| Resource::new(d.service, d.id, "us-east-1"));
+        if !known.contains(&d.id) {
+            resources.push(Resource::new(d.service, d.id, "us-east-1"));
+        }
     }
-    Ok(by_id.into_values().collect())
+    resources.sort_by_key(Resource::key);
+    Ok(resources)
 }
 
 async fn run_cycle(

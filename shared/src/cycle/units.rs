@@ -6,7 +6,7 @@
 use super::Ports;
 use crate::collector::MetricSource;
 use crate::discovery::{unit_error_text, Unit};
-use crate::domain::{Coverage, Resource, Service};
+use crate::domain::{Coverage, Resource, Scope, Service};
 use crate::Result;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,18 +75,36 @@ pub(crate) async fn discover_unit(
     ports.inventory.record_discovered(&found.resources).await?;
     let fresh: BTreeSet<&str> = found.resources.iter().map(|r| r.id.as_str()).collect();
     let home = ports.estate.home_account().await.ok().flatten();
-    // The merged view (overrides win); discovered resources of this unit
-    // that discovery no longer shows are gone, and not analysed.
-    let mut resources: Vec<Resource> = ports
-        .inventory
-        .all()
-        .await?
+    // The merged view (overrides win), read as the unit's own partition of
+    // the inventory (plus, in the deploying account, what was pushed without
+    // an account), so no unit reads the others' share. The only unit also
+    // takes what was pushed for regions discovery does not cover.
+    let stored = if only_unit {
+        ports.inventory.all().await?
+    } else {
+        let mut stored = ports
+            .inventory
+            .in_scope(&Scope::new(Some(&unit.account_id), &unit.region))
+            .await?;
+        if home.as_deref() == Some(unit.account_id.as_str()) {
+            stored.extend(
+                ports
+                    .inventory
+                    .in_scope(&Scope::new(None, &unit.region))
+                    .await?,
+            );
+        }
+        stored
+    };
+    // Discovered resources of this unit that discovery no longer shows are
+    // gone, and not analysed.
+    let mut resources: Vec<Resource> = stored
         .into_iter()
         .filter(|r| services.contains(&r.service))
         .filter(|r| {
             // The only unit analyses every resource discovery does not
             // show (pushed or seen in CloudWatch), whatever its region.
-            fresh.contains(r.id.as_str())
+            (fresh.contains(r.id.as_str()) && belongs(r, unit, home.as_deref()))
                 || (r.discovered_by.is_none() && (only_unit || belongs(r, unit, home.as_deref())))
         })
         .collect();

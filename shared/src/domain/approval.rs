@@ -370,7 +370,10 @@ mod tests {
 
     fn recommendation() -> Recommendation {
         Recommendation {
-            id: Recommendation::stable_id("i-1", Action::Stop),
+            id: Recommendation::stable_id(
+                &crate::domain::ResourceKey::new(None, "us-east-1", "i-1"),
+                Action::Stop,
+            ),
             resource_id: "i-1".into(),
             service: Service::Ec2,
             region: "us-east-1".into(),

@@ -30,6 +30,6 @@ pub use policy::{Policy, PolicyError, PolicyMatch, ResourceFacts};
 pub use recommendation::{
     Action, Alternative, DependencyDetail, DependencyDirection, FindingKind, Recommendation,
 };
-pub use resource::{relation_kinds, Relation, Resource};
+pub use resource::{relation_kinds, Relation, Resource, ResourceKey, Scope};
 pub use service::Service;
 pub use threshold::{Aggregation, Condition, Operator, ThresholdRule, ThresholdSet};

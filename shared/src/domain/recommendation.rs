@@ -143,9 +143,15 @@ pub struct Recommendation {
 
 impl Recommendation {
     /// The deterministic id of "this action on this resource": the same
-    /// recommendation in two cycles has the same id.
-    pub fn stable_id(resource_id: &str, action: Action) -> String {
-        let name = format!("{resource_id}|{}", action.as_str());
+    /// recommendation in two cycles has the same id, and the same action on
+    /// two resources of one name in two accounts or regions has two.
+    pub fn stable_id(resource: &super::ResourceKey, action: Action) -> String {
+        let name = format!("{resource}|{}", action.as_str());
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+    }
+
+    /// The resource it is about, by scope and id.
+    pub fn key(&self) -> super::ResourceKey {
+        super::ResourceKey::new(self.account_id.as_deref(), &self.region, &self.resource_id)
     }
 }

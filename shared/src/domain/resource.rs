@@ -62,6 +62,95 @@ impl Resource {
     }
 }
 
+/// Where a resource lives: its account and region. AWS makes most names
+/// unique only there (an RDS instance `orders` may exist in every account
+/// and region), so the inventory, recommendation ids and the open-lock of
+/// an approval request key a resource by its scope and id, never by id
+/// alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    /// `None`: the deploying account, not named (a resource known only from
+    /// its CloudWatch, or pushed without an account where none is configured).
+    pub account_id: Option<String>,
+    pub region: String,
+}
+
+/// Stands in for an unnamed account in keys (an account id is 12 digits).
+const UNNAMED_ACCOUNT: &str = "-";
+
+impl Scope {
+    pub fn new(account_id: Option<&str>, region: &str) -> Self {
+        Scope {
+            account_id: account_id.map(str::to_string),
+            region: region.to_string(),
+        }
+    }
+
+    /// `<account>#<region>`, the inventory's partition key.
+    pub fn key(&self) -> String {
+        format!(
+            "{}#{}",
+            self.account_id.as_deref().unwrap_or(UNNAMED_ACCOUNT),
+            self.region
+        )
+    }
+
+    /// The scope a key names (the inverse of [`Scope::key`]).
+    pub fn from_key(key: &str) -> Option<Scope> {
+        let (account, region) = key.split_once('#')?;
+        Some(Scope {
+            account_id: (account != UNNAMED_ACCOUNT).then(|| account.to_string()),
+            region: region.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.account_id.as_deref().unwrap_or("this account"),
+            self.region
+        )
+    }
+}
+
+/// A resource's identity across the estate: scope and id. Two resources
+/// with one id in two accounts or regions have two keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub scope: Scope,
+    pub id: String,
+}
+
+impl ResourceKey {
+    pub fn new(account_id: Option<&str>, region: &str, id: &str) -> Self {
+        ResourceKey {
+            scope: Scope::new(account_id, region),
+            id: id.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKey {
+    /// `<account>#<region>#<id>`: stable, so ids and locks derived from it
+    /// stay the same from one cycle to the next.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.scope.key(), self.id)
+    }
+}
+
+impl Resource {
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.account_id.as_deref(), &self.region)
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey::new(self.account_id.as_deref(), &self.region, &self.id)
+    }
+}
+
 /// The tag keys that name a resource's owner, tried in order, when the
 /// deployment configures none.
 pub const DEFAULT_OWNER_TAG_KEYS: [&str; 2] = ["owner", "team"];
@@ -123,4 +212,33 @@ pub mod relation_kinds {
     /// A resource whose security group admits the target's security group
     /// (a database reached from an instance): it depends on the target.
     pub const ADMITS: &str = "admits";
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn one_name_in_two_accounts_or_regions_is_two_keys() {
+        let mut a = Resource::new(Service::Rds, "orders", "us-east-1");
+        a.account_id = Some("111111111111".into());
+        let mut b = a.clone();
+        b.account_id = Some("222222222222".into());
+        let mut c = a.clone();
+        c.region = "eu-west-1".into();
+        assert_ne!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
+        assert_eq!(a.key().to_string(), "111111111111#us-east-1#orders");
+    }
+
+    #[test]
+    fn a_scope_key_reads_back() {
+        for scope in [
+            Scope::new(Some("111111111111"), "eu-west-1"),
+            Scope::new(None, "us-east-1"),
+        ] {
+            assert_eq!(Scope::from_key(&scope.key()), Some(scope.clone()));
+        }
+        assert_eq!(Scope::from_key("no-separator"), None);
+    }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{Action, ApprovalRequest, ApprovalStatus, AuditEntry, Decision};
+use crate::domain::{Action, ApprovalRequest, ApprovalStatus, AuditEntry, Decision, ResourceKey};
 use crate::store::{clamp_limit, ApprovalFilter, ApprovalStore, CreateOutcome, Page};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -13,8 +13,10 @@ use std::collections::HashMap;
 ///   `resourceId`, `service` and `sortKey` projected into the GSIs
 ///   `byStatus`, `byResource` and `byCreated` (sparse: only requests carry them);
 /// - decision `REQ#<id>` / `DECISION#<from-status>`: written once per transition;
-/// - open lock `OPEN#<resourceId>#<action>` / `LOCK`: exists while a request
-///   for that resource and action is open, so a second one cannot be created.
+/// - open lock `OPEN#<account>#<region>#<resourceId>#<action>` / `LOCK`:
+///   exists while a request for that resource and action is open, so a
+///   second one cannot be created (one name in two accounts or regions is
+///   two resources, with a lock each).
 #[derive(Clone, Debug)]
 pub struct DynamoApprovals {
     client: Client,
@@ -28,11 +30,11 @@ fn request_pk(id: &str) -> String {
 }
 
 fn lock_pk(req: &ApprovalRequest) -> String {
-    lock_key(&req.recommendation.resource_id, req.recommendation.action)
+    lock_key(&req.recommendation.key(), req.recommendation.action)
 }
 
-fn lock_key(resource_id: &str, action: Action) -> String {
-    format!("OPEN#{resource_id}#{}", action.as_str())
+fn lock_key(resource: &ResourceKey, action: Action) -> String {
+    format!("OPEN#{resource}#{}", action.as_str())
 }
 
 /// BatchGetItem's limit of keys a call.
@@ -196,9 +198,9 @@ impl ApprovalStore for DynamoApprovals {
 
     async fn open_requests(
         &self,
-        keys: &[(String, Action)],
-    ) -> Result<HashMap<(String, Action), String>> {
-        let by_pk: HashMap<String, &(String, Action)> =
+        keys: &[(ResourceKey, Action)],
+    ) -> Result<HashMap<(ResourceKey, Action), String>> {
+        let by_pk: HashMap<String, &(ResourceKey, Action)> =
             keys.iter().map(|k| (lock_key(&k.0, k.1), k)).collect();
         let mut pks: Vec<&String> = by_pk.keys().collect();
         pks.sort();

@@ -1,10 +1,13 @@
 use super::*;
-use crate::domain::Resource;
+use crate::domain::{Resource, ResourceKey, Scope};
 use crate::store::{clamp_limit, InventoryFilter, InventoryStore, Page};
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-/// Inventory table, key `id`; GSI `byService` (`service`, `id`).
+/// Inventory table, key (`scope` = `<account>#<region>`, `id`): a name is
+/// unique only within an account and region, so one RDS instance `orders`
+/// in two accounts is two items. GSIs `byService` (`service`, `id`) and
+/// `byId` (`id`, `scope`), the one to find a name in every scope.
 ///
 /// One item per resource holds two layers that never overwrite each other:
 /// what discovery read (the resource's own attribute names, written by
@@ -24,10 +27,9 @@ pub struct DynamoInventory {
 /// UpdateItems in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
 
-/// The fields an override may set, by their camelCase names.
-const OVERRIDABLE: [&str; 8] = [
-    "region",
-    "accountId",
+/// The fields an override may set, by their camelCase names (account and
+/// region are not among them: with the id they say which resource it is).
+const OVERRIDABLE: [&str; 6] = [
     "resourceType",
     "memoryMb",
     "monthlyCostUsd",
@@ -56,10 +58,7 @@ fn ov(field: &str) -> String {
 /// The fields of `r` that `POST /resources` gave (an absent option or an
 /// empty collection is not an override).
 fn provided(r: &Resource) -> Result<Vec<(&'static str, AttributeValue)>> {
-    let mut out: Vec<(&'static str, AttributeValue)> = vec![("region", s(r.region.clone()))];
-    if let Some(a) = &r.account_id {
-        out.push(("accountId", s(a.clone())));
-    }
+    let mut out: Vec<(&'static str, AttributeValue)> = Vec::new();
     if let Some(t) = &r.resource_type {
         out.push(("resourceType", s(t.clone())));
     }
@@ -90,6 +89,7 @@ fn resource_of(mut item: Item) -> Result<Resource> {
             overrides.push((field, v));
         }
     }
+    item.remove("scope");
     let mut r: Resource = from_item(item)?;
     for (field, v) in overrides {
         let value: serde_json::Value = serde_dynamo::from_attribute_value(v)
@@ -99,8 +99,6 @@ fn resource_of(mut item: Item) -> Result<Resource> {
                 .map_err(|e| Error::Internal(format!("inventory override {field}: {e}")))
         }
         match field {
-            "region" => r.region = parse(field, value)?,
-            "accountId" => r.account_id = Some(parse(field, value)?),
             "resourceType" => r.resource_type = Some(parse(field, value)?),
             "memoryMb" => r.memory_mb = Some(parse(field, value)?),
             "monthlyCostUsd" => r.monthly_cost_usd = Some(parse(field, value)?),
@@ -145,17 +143,24 @@ impl DynamoInventory {
     async fn write_override(&self, r: &Resource) -> Result<()> {
         let mut sets = vec![
             "#service = :service".to_string(),
-            "#region = if_not_exists(#region, :region)".to_string(),
+            "#region = :region".to_string(),
         ];
         let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
+            .key("scope", s(r.scope().key()))
             .key("id", s(r.id.clone()))
             .expression_attribute_names("#service", "service")
             .expression_attribute_names("#region", "region")
             .expression_attribute_values(":service", s(r.service.as_str()))
             .expression_attribute_values(":region", s(r.region.clone()));
+        if let Some(account) = &r.account_id {
+            sets.push("#account = :account".to_string());
+            req = req
+                .expression_attribute_names("#account", "accountId")
+                .expression_attribute_values(":account", s(account.clone()));
+        }
         for (i, (field, value)) in provided(r)?.into_iter().enumerate() {
             sets.push(format!("#o{i} = :o{i}"));
             req = req
@@ -179,6 +184,7 @@ impl DynamoInventory {
             .client
             .update_item()
             .table_name(&self.table)
+            .key("scope", s(r.scope().key()))
             .key("id", s(r.id.clone()))
             .expression_attribute_names("#service", "service")
             .expression_attribute_values(":service", s(r.service.as_str()));
@@ -207,14 +213,14 @@ impl DynamoInventory {
 #[async_trait]
 impl InventoryStore for DynamoInventory {
     async fn upsert(&self, resources: &[Resource]) -> Result<usize> {
-        let mut by_id: BTreeMap<&str, &Resource> = BTreeMap::new();
+        let mut by_key: BTreeMap<ResourceKey, &Resource> = BTreeMap::new();
         for r in resources {
-            by_id.insert(r.id.as_str(), r);
+            by_key.insert(r.key(), r);
         }
-        let written = by_id.len();
+        let written = by_key.len();
         // The futures first: a closure from a borrowed item to a future
         // borrowing it is not general enough for async_trait's Send check.
-        let writes: Vec<_> = by_id
+        let writes: Vec<_> = by_key
             .into_values()
             .map(|r| self.write_override(r))
             .collect();
@@ -226,14 +232,14 @@ impl InventoryStore for DynamoInventory {
     }
 
     async fn record_discovered(&self, resources: &[Resource]) -> Result<usize> {
-        let mut by_id: BTreeMap<&str, &Resource> = BTreeMap::new();
+        let mut by_key: BTreeMap<ResourceKey, &Resource> = BTreeMap::new();
         for r in resources {
-            by_id.insert(r.id.as_str(), r);
+            by_key.insert(r.key(), r);
         }
-        let written = by_id.len();
+        let written = by_key.len();
         // The futures first: a closure from a borrowed item to a future
         // borrowing it is not general enough for async_trait's Send check.
-        let writes: Vec<_> = by_id
+        let writes: Vec<_> = by_key
             .into_values()
             .map(|r| self.write_discovered(r))
             .collect();
@@ -258,16 +264,52 @@ impl InventoryStore for DynamoInventory {
         items.into_iter().map(resource_of).collect()
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Resource>> {
+    async fn get(&self, key: &ResourceKey) -> Result<Option<Resource>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("id", s(id))
+            .key("scope", s(key.scope.key()))
+            .key("id", s(key.id.clone()))
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetItem", e))?;
         out.item.map(resource_of).transpose()
+    }
+
+    async fn find(&self, id: &str) -> Result<Vec<Resource>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("byId")
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":id", s(id))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::from_sdk("Query", e))?;
+        items.into_iter().map(resource_of).collect()
+    }
+
+    async fn in_scope(&self, scope: &Scope) -> Result<Vec<Resource>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#scope = :scope")
+            .expression_attribute_names("#scope", "scope")
+            .expression_attribute_values(":scope", s(scope.key()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::from_sdk("Query", e))?;
+        items.into_iter().map(resource_of).collect()
     }
 
     async fn list(
@@ -276,49 +318,72 @@ impl InventoryStore for DynamoInventory {
         limit: Option<u32>,
         token: Option<&str>,
     ) -> Result<Page<Resource>> {
-        let scope = format!("{}:{:?}:{:?}", self.table, filter.service, filter.tag);
-        let mut names: Vec<(&str, &str)> = Vec::new();
+        let scope = format!(
+            "{}:{:?}:{:?}:{:?}:{:?}",
+            self.table, filter.service, filter.tag, filter.account_id, filter.region
+        );
+        let mut names: Vec<(&str, String)> = Vec::new();
         let mut values: Vec<(&str, AttributeValue)> = Vec::new();
-        let tag_filter = match filter.tag.as_deref() {
-            None => None,
-            Some(tag) => {
-                names.push(("#tags", "tags"));
-                let (k, v) = match tag.split_once('=') {
-                    Some((k, v)) => (k, Some(v)),
-                    None => (tag, None),
-                };
-                if k.is_empty() {
-                    return Err(Error::Validation(
-                        "tag filter needs a key: 'key' or 'key=value'".into(),
-                    ));
-                }
-                names.push(("#tk", k));
-                names.push(("#ovtags", "ov_tags"));
-                Some(match v {
-                    Some(v) => {
-                        values.push((":tv", s(v)));
-                        "(#tags.#tk = :tv OR #ovtags.#tk = :tv)"
-                    }
-                    None => "(attribute_exists(#tags.#tk) OR attribute_exists(#ovtags.#tk))",
-                })
+        let mut conditions: Vec<&str> = Vec::new();
+        if let Some(tag) = filter.tag.as_deref() {
+            let (k, v) = match tag.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (tag, None),
+            };
+            if k.is_empty() {
+                return Err(Error::Validation(
+                    "tag filter needs a key: 'key' or 'key=value'".into(),
+                ));
             }
+            names.push(("#tags", "tags".into()));
+            names.push(("#tk", k.into()));
+            names.push(("#ovtags", "ov_tags".into()));
+            conditions.push(match v {
+                Some(v) => {
+                    values.push((":tv", s(v)));
+                    "(#tags.#tk = :tv OR #ovtags.#tk = :tv)"
+                }
+                None => "(attribute_exists(#tags.#tk) OR attribute_exists(#ovtags.#tk))",
+            });
+        }
+        // Both account and region name one scope: its partition, read alone.
+        let one_scope = match (&filter.account_id, &filter.region) {
+            (Some(a), Some(r)) => Some(Scope::new(Some(a), r)),
+            _ => None,
         };
-        let (items, lek) = match filter.service {
-            Some(service) => {
-                let start = decode_start(&self.tokens, &scope, token, &["id", "service"])?;
+        if one_scope.is_none() {
+            if let Some(a) = &filter.account_id {
+                names.push(("#account", "accountId".into()));
+                values.push((":account", s(a.clone())));
+                conditions.push("#account = :account");
+            }
+            if let Some(r) = &filter.region {
+                names.push(("#region", "region".into()));
+                values.push((":region", s(r.clone())));
+                conditions.push("#region = :region");
+            }
+        }
+        if let (Some(service), Some(_)) = (filter.service, &one_scope) {
+            names.push(("#svc", "service".into()));
+            values.push((":svc", s(service.as_str())));
+            conditions.push("#svc = :svc");
+        }
+        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let (items, lek) = match (one_scope, filter.service) {
+            (Some(one), _) => {
+                let start = decode_start(&self.tokens, &scope, token, &["scope", "id"])?;
+                names.push(("#scope", "scope".into()));
+                values.push((":scope", s(one.key())));
                 let mut q = self
                     .client
                     .query()
                     .table_name(&self.table)
-                    .index_name("byService")
-                    .key_condition_expression("#svc = :svc")
-                    .expression_attribute_names("#svc", "service")
-                    .expression_attribute_values(":svc", s(service.as_str()))
+                    .key_condition_expression("#scope = :scope")
                     .limit(clamp_limit(limit))
                     .set_exclusive_start_key(start)
-                    .set_filter_expression(tag_filter.map(str::to_string));
-                for (k, v) in &names {
-                    q = q.expression_attribute_names(*k, *v);
+                    .set_filter_expression(filter_expression);
+                for (k, v) in names {
+                    q = q.expression_attribute_names(k, v);
                 }
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);
@@ -326,17 +391,39 @@ impl InventoryStore for DynamoInventory {
                 let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
                 (out.items.unwrap_or_default(), out.last_evaluated_key)
             }
-            None => {
-                let start = decode_start(&self.tokens, &scope, token, &["id"])?;
+            (None, Some(service)) => {
+                let start = decode_start(&self.tokens, &scope, token, &["scope", "id", "service"])?;
+                names.push(("#svc", "service".into()));
+                values.push((":svc", s(service.as_str())));
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("byService")
+                    .key_condition_expression("#svc = :svc")
+                    .limit(clamp_limit(limit))
+                    .set_exclusive_start_key(start)
+                    .set_filter_expression(filter_expression);
+                for (k, v) in names {
+                    q = q.expression_attribute_names(k, v);
+                }
+                for (k, v) in values {
+                    q = q.expression_attribute_values(k, v);
+                }
+                let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
+                (out.items.unwrap_or_default(), out.last_evaluated_key)
+            }
+            (None, None) => {
+                let start = decode_start(&self.tokens, &scope, token, &["scope", "id"])?;
                 let mut q = self
                     .client
                     .scan()
                     .table_name(&self.table)
                     .limit(clamp_limit(limit))
                     .set_exclusive_start_key(start)
-                    .set_filter_expression(tag_filter.map(str::to_string));
-                for (k, v) in &names {
-                    q = q.expression_attribute_names(*k, *v);
+                    .set_filter_expression(filter_expression);
+                for (k, v) in names {
+                    q = q.expression_attribute_names(k, v);
                 }
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);

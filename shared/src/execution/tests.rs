@@ -310,7 +310,10 @@ fn now() -> DateTime<Utc> {
 
 async fn approved(store: &MemApprovals, action: Action, target: Option<&str>) -> String {
     let rec = Recommendation {
-        id: Recommendation::stable_id("i-1", action),
+        id: Recommendation::stable_id(
+            &crate::domain::ResourceKey::new(None, "us-east-1", "i-1"),
+            action,
+        ),
         resource_id: "i-1".into(),
         service: Service::Ec2,
         region: "us-east-1".into(),

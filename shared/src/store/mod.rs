@@ -136,14 +136,16 @@ pub trait ApprovalStore: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<()>;
     async fn decisions(&self, request_id: &str) -> Result<Vec<Decision>>;
-    /// Of `keys` (resource id, action), those with an open request, and its
+    /// Of `keys` (resource, action), those with an open request, and its
     /// id: a cycle skips them instead of spending a refused transaction on
     /// each. Only an optimisation: `create` still refuses a second request,
     /// so a store may answer with nothing known.
     async fn open_requests(
         &self,
-        keys: &[(String, crate::domain::Action)],
-    ) -> Result<std::collections::HashMap<(String, crate::domain::Action), String>> {
+        keys: &[(crate::domain::ResourceKey, crate::domain::Action)],
+    ) -> Result<
+        std::collections::HashMap<(crate::domain::ResourceKey, crate::domain::Action), String>,
+    > {
         let _ = keys;
         Ok(std::collections::HashMap::new())
     }
@@ -269,6 +271,8 @@ pub struct InventoryFilter {
     pub service: Option<Service>,
     /// `key` or `key=value`.
     pub tag: Option<String>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
 }
 
 #[async_trait]
@@ -279,7 +283,11 @@ pub trait InventoryStore: Send + Sync {
     async fn upsert(&self, resources: &[Resource]) -> Result<usize>;
     /// Records what discovery found, leaving every override in place.
     async fn record_discovered(&self, resources: &[Resource]) -> Result<usize>;
-    async fn get(&self, id: &str) -> Result<Option<Resource>>;
+    async fn get(&self, key: &crate::domain::ResourceKey) -> Result<Option<Resource>>;
+    /// Every resource with this id, whatever its account and region.
+    async fn find(&self, id: &str) -> Result<Vec<Resource>>;
+    /// Every resource of one account and region, following pages to the end.
+    async fn in_scope(&self, scope: &crate::domain::Scope) -> Result<Vec<Resource>>;
     /// Every resource, following pages to the end.
     async fn all(&self) -> Result<Vec<Resource>>;
     async fn list(

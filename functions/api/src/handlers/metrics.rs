@@ -152,6 +152,7 @@ pub async fn summary(ctx: &Ctx<'_>, q: SummaryQuery) -> Res {
             let filter = InventoryFilter {
                 service: q.service,
                 tag: q.tag,
+                ..InventoryFilter::default()
             };
             let page = ctx
                 .app

@@ -18,9 +18,31 @@ pub struct ListQuery {
     #[serde(default, deserialize_with = "field::parsed")]
     service: Option<Service>,
     tag: Option<String>,
+    account_id: Option<String>,
+    region: Option<String>,
     #[serde(default, deserialize_with = "field::limit")]
     limit: Option<u32>,
     next_token: Option<String>,
+}
+
+fn is_account_id(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The `accountId` and `region` filters, checked.
+fn scope_filters(account_id: &Option<String>, region: &Option<String>) -> Result<(), ApiError> {
+    if account_id.as_deref().is_some_and(|a| !is_account_id(a)) {
+        return Err(ApiError::bad_request(
+            "accountId must be a 12-digit AWS account id",
+        ));
+    }
+    if region
+        .as_deref()
+        .is_some_and(|r| r.trim().is_empty() || r.len() > 64)
+    {
+        return Err(ApiError::bad_request("region must be 1 to 64 characters"));
+    }
+    Ok(())
 }
 
 pub async fn list(ctx: &Ctx<'_>, q: ListQuery) -> Res {
@@ -30,9 +52,12 @@ pub async fn list(ctx: &Ctx<'_>, q: ListQuery) -> Res {
     {
         return Err(ApiError::bad_request("tag must be 'key' or 'key=value'"));
     }
+    scope_filters(&q.account_id, &q.region)?;
     let filter = InventoryFilter {
         service: q.service,
         tag: q.tag,
+        account_id: q.account_id,
+        region: q.region,
     };
     let page = ctx
         .app
@@ -42,14 +67,55 @@ pub async fn list(ctx: &Ctx<'_>, q: ListQuery) -> Res {
     Ok(json_response(200, &page_json(page)))
 }
 
-pub async fn get(ctx: &Ctx<'_>, id: &str, _: NoQuery) -> Res {
-    let r = ctx
-        .app
-        .inventory
-        .get(id)
-        .await?
-        .ok_or_else(|| shared::Error::not_found("resource", id))?;
-    Ok(json_response(200, &to_json(r)?))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GetQuery {
+    account_id: Option<String>,
+    region: Option<String>,
+}
+
+/// One resource by id. A name is unique only within an account and region:
+/// when it is held in several and the query does not say which, the answer
+/// is 409 with the candidates, so a caller never gets an arbitrary one.
+pub async fn get(ctx: &Ctx<'_>, id: &str, q: GetQuery) -> Res {
+    scope_filters(&q.account_id, &q.region)?;
+    let found: Vec<Resource> = match (&q.account_id, &q.region) {
+        (Some(a), Some(r)) => ctx
+            .app
+            .inventory
+            .get(&ResourceKey::new(Some(a), r, id))
+            .await?
+            .into_iter()
+            .collect(),
+        _ => ctx
+            .app
+            .inventory
+            .find(id)
+            .await?
+            .into_iter()
+            .filter(|r| q.account_id.is_none() || r.account_id == q.account_id)
+            .filter(|r| q.region.as_ref().is_none_or(|want| &r.region == want))
+            .collect(),
+    };
+    match <[Resource; 1]>::try_from(found) {
+        Ok([r]) => Ok(json_response(200, &to_json(r)?)),
+        Err(found) if found.is_empty() => Err(shared::Error::not_found("resource", id).into()),
+        Err(found) => {
+            let candidates: Vec<Value> = found
+                .iter()
+                .map(|r| json!({ "accountId": r.account_id, "region": r.region }))
+                .collect();
+            Err(ApiError::new(
+                409,
+                "ambiguous",
+                format!(
+                    "resource '{id}' exists in {} accounts or regions; give accountId and region",
+                    found.len()
+                ),
+            )
+            .with_details(json!({ "candidates": candidates })))
+        }
+    }
 }
 
 /// Largest resource record accepted: its audit entry carries it twice and
@@ -81,7 +147,7 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
             problems.push(problem(i, "", p));
             continue;
         }
-        let r: Resource = match serde_json::from_value(v) {
+        let mut r: Resource = match serde_json::from_value(v) {
             Ok(r) => r,
             Err(e) => {
                 problems.push(problem(i, "", e.to_string()));
@@ -94,10 +160,7 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
         if r.region.trim().is_empty() || r.region.len() > 64 {
             problems.push(problem(i, "region", "must be 1 to 64 characters"));
         }
-        if r.account_id
-            .as_deref()
-            .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if r.account_id.as_deref().is_some_and(|a| !is_account_id(a)) {
             problems.push(problem(i, "accountId", "must be a 12-digit AWS account id"));
         }
         if r.monthly_cost_usd
@@ -166,11 +229,16 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
                 format!("larger than {MAX_RESOURCE_BYTES} bytes"),
             ));
         }
-        if !seen.insert(r.id.clone()) {
+        // Without an account, a resource is the deploying account's: so a
+        // push for a discovered resource of that account lands on it.
+        if r.account_id.is_none() {
+            r.account_id = ctx.app.config.home_account_id.clone();
+        }
+        if !seen.insert(r.key()) {
             problems.push(problem(
                 i,
                 "id",
-                format!("'{}' appears twice in the batch", r.id),
+                format!("'{}' in {} appears twice in the batch", r.id, r.scope()),
             ));
         }
         resources.push(r);
@@ -183,7 +251,8 @@ pub async fn upsert(ctx: &Ctx<'_>, _: NoQuery, b: ResourcesBody) -> Res {
     // async_trait already boxes each call's future; collecting them first keeps
     // the stream free of closures over borrowed items (which would not be `Send`
     // for every lifetime, as the Lambda runtime needs).
-    let lookups: Vec<_> = resources.iter().map(|r| inventory.get(&r.id)).collect();
+    let keys: Vec<ResourceKey> = resources.iter().map(Resource::key).collect();
+    let lookups: Vec<_> = keys.iter().map(|k| inventory.get(k)).collect();
     let before: Vec<Option<Resource>> = futures::stream::iter(lookups)
         .buffered(16)
         .collect::<Vec<_>>()

@@ -134,3 +134,95 @@ async fn resources_upsert_list_get() {
         .raw_body("{not json");
     assert_eq!(h.send(&r).await.status, 400);
 }
+
+/// A name is unique only within an account and region: two `orders` are two
+/// resources; a read that does not say which gets 409 with both, never an
+/// arbitrary one; a push without an account is the deploying account's.
+#[tokio::test]
+async fn one_name_in_two_accounts_is_two_resources() {
+    let h = harness().await;
+    let push = json!({"resources": [
+        {"service": "rds", "id": "orders", "region": "us-east-1", "accountId": "111111111111", "resourceType": "db.m5.large"},
+        {"service": "rds", "id": "orders", "region": "us-east-1", "accountId": "222222222222", "resourceType": "db.r5.large"},
+        {"service": "rds", "id": "orders", "region": "eu-west-1", "resourceType": "db.t3.medium"}
+    ]});
+    let r = h
+        .call(Role::Operator, "POST", "/api/resources", &[], Some(push))
+        .await;
+    assert_eq!(
+        (r.status, r.body["created"].as_u64()),
+        (200, Some(3)),
+        "{r:?}"
+    );
+
+    let r = h
+        .call(Role::Viewer, "GET", "/api/resources/orders", &[], None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (409, Some("ambiguous")),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.body["error"]["details"]["candidates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let one = |q: &'static [(&'static str, &'static str)]| {
+        let h = &h;
+        async move {
+            let r = h
+                .call(Role::Viewer, "GET", "/api/resources/orders", q, None)
+                .await;
+            (
+                r.status,
+                r.body["resourceType"].as_str().map(str::to_string),
+            )
+        }
+    };
+    assert_eq!(
+        one(&[("accountId", "222222222222"), ("region", "us-east-1")]).await,
+        (200, Some("db.r5.large".into()))
+    );
+    // One of the two filters is enough when it picks one.
+    assert_eq!(
+        one(&[("region", "eu-west-1")]).await,
+        (200, Some("db.t3.medium".into()))
+    );
+    // The push without an account is the deploying account's (the emulator's).
+    assert_eq!(
+        one(&[("accountId", "123456789012")]).await,
+        (200, Some("db.t3.medium".into()))
+    );
+    assert_eq!(one(&[("accountId", "333333333333")]).await.0, 404);
+    assert_eq!(one(&[("accountId", "12")]).await.0, 400);
+
+    let r = h
+        .call(
+            Role::Viewer,
+            "GET",
+            "/api/resources",
+            &[("accountId", "111111111111"), ("region", "us-east-1")],
+            None,
+        )
+        .await;
+    let types: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["resourceType"].as_str())
+        .collect();
+    assert_eq!(types, ["db.m5.large"], "{r:?}");
+
+    // The same name twice in a batch is refused only within one scope.
+    let twice = json!({"resources": [
+        {"service": "rds", "id": "orders", "region": "us-east-1", "accountId": "111111111111"},
+        {"service": "rds", "id": "orders", "region": "us-east-1", "accountId": "111111111111"}
+    ]});
+    let r = h
+        .call(Role::Operator, "POST", "/api/resources", &[], Some(twice))
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+}

@@ -251,7 +251,10 @@ impl Harness {
 
 pub fn recommendation(resource: &str, now: DateTime<Utc>) -> Recommendation {
     Recommendation {
-        id: Recommendation::stable_id(resource, Action::Stop),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", resource),
+            Action::Stop,
+        ),
         resource_id: resource.into(),
         service: Service::Ec2,
         region: "us-east-1".into(),

@@ -306,18 +306,19 @@ pub(super) fn order_actions_with(
             g.into_iter().map(|(_, r)| r).collect()
         })
         .collect();
+    sort_batches(&mut batches);
+    batches
+}
+
+/// Batches by total savings, largest first, then by their first resource
+/// (scope and id), so the order is deterministic across scopes too.
+pub fn sort_batches(batches: &mut [Vec<Recommendation>]) {
     let total =
         |b: &Vec<Recommendation>| b.iter().filter_map(|r| r.monthly_savings_usd).sum::<f64>();
-    let first = |b: &Vec<Recommendation>| {
-        b.iter()
-            .map(|r| r.resource_id.clone())
-            .min()
-            .unwrap_or_default()
-    };
+    let first = |b: &Vec<Recommendation>| b.iter().map(Recommendation::key).min();
     batches.sort_by(|a, b| {
         total(b)
             .total_cmp(&total(a))
             .then_with(|| first(a).cmp(&first(b)))
     });
-    batches
 }

@@ -367,7 +367,7 @@ impl<'s> Engine<'s> {
         deps.sort();
         deps.dedup();
         Some(Recommendation {
-            id: Recommendation::stable_id(&resource.id, primary.action),
+            id: Recommendation::stable_id(&resource.key(), primary.action),
             resource_id: resource.id.clone(),
             service: resource.service,
             region: resource.region.clone(),

@@ -56,7 +56,7 @@ mod rank;
 mod tests;
 mod text;
 
-pub use dependencies::{order_actions, DependencyIndex};
+pub use dependencies::{order_actions, sort_batches, DependencyIndex};
 pub use engine::Engine;
 pub use guard::BUSY_CPU_PERCENT;
 pub use rank::{confidence, projection_risk, round2};

@@ -37,7 +37,10 @@ pub(crate) mod tests {
 
     pub fn recommendation(action: Action, target: Option<&str>) -> Recommendation {
         Recommendation {
-            id: Recommendation::stable_id("r-1", action),
+            id: Recommendation::stable_id(
+                &crate::domain::ResourceKey::new(None, "us-east-1", "r-1"),
+                action,
+            ),
             resource_id: "r-1".into(),
             service: Service::Ec2,
             region: "us-east-1".into(),

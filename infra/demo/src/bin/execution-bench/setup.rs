@@ -123,7 +123,10 @@ async fn approved(
         .attributes
         .insert("state".into(), serde_json::json!("running"));
     let rec = Recommendation {
-        id: Recommendation::stable_id(id, Action::Rightsize),
+        id: Recommendation::stable_id(
+            &shared::domain::ResourceKey::new(None, "us-east-1", id),
+            Action::Rightsize,
+        ),
         resource_id: id.to_string(),
         service: Service::Ec2,
         region: "us-east-1".into(),

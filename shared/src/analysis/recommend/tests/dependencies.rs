@@ -21,7 +21,10 @@ fn dependencies_both_ways_and_dependents_first() {
     assert_eq!(index.dependencies_for(&db), vec!["i-app"]);
     assert!(index.dependencies_for(&lone).is_empty());
     let rec = |id: &str, svc: Service, s: f64| Recommendation {
-        id: Recommendation::stable_id(id, Action::Stop),
+        id: Recommendation::stable_id(
+            &crate::domain::ResourceKey::new(None, "us-east-1", id),
+            Action::Stop,
+        ),
         resource_id: id.into(),
         service: svc,
         region: "us-east-1".into(),
@@ -78,7 +81,10 @@ fn any_inventory() -> impl Strategy<Value = Vec<Resource>> {
 
 fn rec_for(id: &str, deps: Vec<String>, savings: f64) -> Recommendation {
     Recommendation {
-        id: Recommendation::stable_id(id, Action::Stop),
+        id: Recommendation::stable_id(
+            &crate::domain::ResourceKey::new(None, "us-east-1", id),
+            Action::Stop,
+        ),
         resource_id: id.into(),
         service: Service::Ec2,
         region: "us-east-1".into(),

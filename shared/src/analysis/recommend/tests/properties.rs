@@ -201,7 +201,7 @@ proptest! {
                 prop_assert!(rec.reason.contains("no price known") || rec.reason.contains("no cheaper type"), "{}", rec.reason);
             }
             prop_assert!(rec.savings_percent.is_none_or(|p| p <= 100.0));
-            prop_assert_eq!(&rec.id, &Recommendation::stable_id(id, rec.action));
+            prop_assert_eq!(&rec.id, &Recommendation::stable_id(&crate::domain::ResourceKey::new(None, "us-east-1", id), rec.action));
             for alt in &rec.alternatives {
                 prop_assert!(alt.risk <= 4);
                 prop_assert!(alt.monthly_savings_usd.is_none_or(|s| s.is_finite() && (s >= 0.0 || costs_more(alt.action))));

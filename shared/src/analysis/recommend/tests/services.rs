@@ -268,7 +268,13 @@ fn over_provisioned_m5_xlarge_is_rightsized_with_graviton_alternatives() {
         "{}",
         rec.reason
     );
-    assert_eq!(rec.id, Recommendation::stable_id("i-5", Action::Rightsize));
+    assert_eq!(
+        rec.id,
+        Recommendation::stable_id(
+            &crate::domain::ResourceKey::new(None, "us-east-1", "i-5"),
+            Action::Rightsize
+        )
+    );
     assert_eq!(rec.threshold_version, 0);
     // p95 of the Maximum series is 26 -> 26 / 80 = 32.5 -> 33.
     assert_eq!(a.utilization_score, Some(33));
