@@ -1272,3 +1272,81 @@ async fn open_requests_are_found_by_their_locks_in_batches_of_a_hundred() {
     let found: BTreeMap<_, _> = found.into_iter().collect();
     assert_eq!(found, opened);
 }
+
+/// A filter DynamoDB applies after `Limit` still fills the page: one EC2
+/// request behind four RDS ones comes back for `limit=1`, and walking the
+/// pages one at a time returns each match once.
+#[tokio::test]
+async fn a_filtered_listing_fills_its_page() {
+    let stack = LocalStack::isolated().await;
+    let store = approvals_store(&stack);
+    let now = Utc::now();
+    let mut ec2 = Vec::new();
+    for (i, service) in [
+        Service::Ec2,
+        Service::Rds,
+        Service::Rds,
+        Service::Ec2,
+        Service::Rds,
+        Service::Rds,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rec = recommendation(&format!("r-{i}"), Action::Stop);
+        rec.service = service;
+        let (request, _) = approvals::open(
+            &store,
+            rec,
+            "cycle",
+            None,
+            Duration::days(7),
+            now + Duration::seconds(i as i64),
+        )
+        .await
+        .unwrap();
+        if service == Service::Ec2 {
+            ec2.push(request.id);
+        }
+    }
+    let filter = ApprovalFilter {
+        service: Some(Service::Ec2),
+        ..ApprovalFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..5 {
+        let page = store
+            .list(&filter, Some(1), token.as_deref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 1);
+        seen.extend(page.items.into_iter().map(|r| r.id));
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    ec2.reverse(); // newest first
+    assert_eq!(seen, ec2);
+    let inventory = DynamoInventory::new(ddb(&stack), stack.table("InventoryTable"), codec());
+    let resources: Vec<Resource> = (0..6)
+        .map(|i| {
+            let mut r = Resource::new(Service::Ec2, format!("i-{i}"), "us-east-1");
+            if i == 4 {
+                r.tags.insert("team".into(), "core".into());
+            }
+            r
+        })
+        .collect();
+    inventory.upsert(&resources).await.unwrap();
+    let tagged = InventoryFilter {
+        tag: Some("team=core".into()),
+        ..InventoryFilter::default()
+    };
+    let page = inventory.list(&tagged, Some(1), None).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["i-4"]
+    );
+}

@@ -463,26 +463,23 @@ impl ApprovalStore for DynamoApprovals {
             "{}:{index}:{key_value}:{:?}:{:?}",
             self.table, filter.status, filter.service
         );
-        let start = decode_start(
-            &self.tokens,
-            &scope,
-            token,
-            &["pk", "sk", key_attr, "sortKey"],
-        )?;
-        let out = req
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("Query", e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
+        let key_attrs = ["pk", "sk", key_attr, "sortKey"];
+        let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
+        let (items, lek) = filled_page(clamp_limit(limit) as usize, &key_attrs, start, |start| {
+            let req = req.clone().set_exclusive_start_key(start);
+            async move {
+                let out = req.send().await.map_err(|e| Error::from_sdk("Query", e))?;
+                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+            }
+        })
+        .await?;
+        let items = items
             .into_iter()
             .map(from_item)
             .collect::<Result<Vec<ApprovalRequest>>>()?;
         Ok(Page {
             items,
-            next_token: encode_next(&self.tokens, &scope, out.last_evaluated_key.as_ref())?,
+            next_token: encode_next(&self.tokens, &scope, lek.as_ref())?,
         })
     }
 }

@@ -369,9 +369,11 @@ impl InventoryStore for DynamoInventory {
             conditions.push("#svc = :svc");
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let page = clamp_limit(limit) as usize;
         let (items, lek) = match (one_scope, filter.service) {
             (Some(one), _) => {
-                let start = decode_start(&self.tokens, &scope, token, &["scope", "id"])?;
+                let key_attrs = ["scope", "id"];
+                let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
                 names.push(("#scope", "scope".into()));
                 values.push((":scope", s(one.key())));
                 let mut q = self
@@ -380,7 +382,6 @@ impl InventoryStore for DynamoInventory {
                     .table_name(&self.table)
                     .key_condition_expression("#scope = :scope")
                     .limit(clamp_limit(limit))
-                    .set_exclusive_start_key(start)
                     .set_filter_expression(filter_expression);
                 for (k, v) in names {
                     q = q.expression_attribute_names(k, v);
@@ -388,11 +389,18 @@ impl InventoryStore for DynamoInventory {
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);
                 }
-                let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
+                filled_page(page, &key_attrs, start, |start| {
+                    let q = q.clone().set_exclusive_start_key(start);
+                    async move {
+                        let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
+                        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+                    }
+                })
+                .await?
             }
             (None, Some(service)) => {
-                let start = decode_start(&self.tokens, &scope, token, &["scope", "id", "service"])?;
+                let key_attrs = ["scope", "id", "service"];
+                let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
                 names.push(("#svc", "service".into()));
                 values.push((":svc", s(service.as_str())));
                 let mut q = self
@@ -402,7 +410,6 @@ impl InventoryStore for DynamoInventory {
                     .index_name("byService")
                     .key_condition_expression("#svc = :svc")
                     .limit(clamp_limit(limit))
-                    .set_exclusive_start_key(start)
                     .set_filter_expression(filter_expression);
                 for (k, v) in names {
                     q = q.expression_attribute_names(k, v);
@@ -410,17 +417,23 @@ impl InventoryStore for DynamoInventory {
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);
                 }
-                let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
+                filled_page(page, &key_attrs, start, |start| {
+                    let q = q.clone().set_exclusive_start_key(start);
+                    async move {
+                        let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
+                        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+                    }
+                })
+                .await?
             }
             (None, None) => {
-                let start = decode_start(&self.tokens, &scope, token, &["scope", "id"])?;
+                let key_attrs = ["scope", "id"];
+                let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
                 let mut q = self
                     .client
                     .scan()
                     .table_name(&self.table)
                     .limit(clamp_limit(limit))
-                    .set_exclusive_start_key(start)
                     .set_filter_expression(filter_expression);
                 for (k, v) in names {
                     q = q.expression_attribute_names(k, v);
@@ -428,8 +441,14 @@ impl InventoryStore for DynamoInventory {
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);
                 }
-                let out = q.send().await.map_err(|e| Error::from_sdk("Scan", e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
+                filled_page(page, &key_attrs, start, |start| {
+                    let q = q.clone().set_exclusive_start_key(start);
+                    async move {
+                        let out = q.send().await.map_err(|e| Error::from_sdk("Scan", e))?;
+                        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+                    }
+                })
+                .await?
             }
         };
         Ok(Page {

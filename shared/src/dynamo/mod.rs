@@ -169,6 +169,50 @@ pub(crate) fn decode_start(
     }
 }
 
+/// Reads of one filtered listing page, at most: a filter that matches
+/// rarely gives a short page with a next token rather than an unbounded read.
+const MAX_FILTERED_READS: usize = 8;
+
+/// One page of a listing whose filter DynamoDB applies after `Limit`: reads
+/// until `limit` items match, the listing ends, or [`MAX_FILTERED_READS`]
+/// reads were spent, so `limit=1` with a filter answers one item when one
+/// exists instead of an empty page. `fetch` reads from a start key; the
+/// returned key continues exactly after the last item returned (its
+/// `key_attrs` when the last read matched more than the page holds).
+pub(crate) async fn filled_page<F, Fut>(
+    limit: usize,
+    key_attrs: &[&str],
+    start: Option<Item>,
+    mut fetch: F,
+) -> Result<(Vec<Item>, Option<Item>)>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<Item>)>>,
+{
+    let limit = limit.max(1);
+    let mut items: Vec<Item> = Vec::new();
+    let mut next = start;
+    for _ in 0..MAX_FILTERED_READS {
+        let (got, lek) = fetch(next.take()).await?;
+        items.extend(got);
+        if items.len() > limit {
+            items.truncate(limit);
+            let last = items.last().map(|item| {
+                key_attrs
+                    .iter()
+                    .filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect::<Item>()
+            });
+            return Ok((items, last));
+        }
+        if items.len() == limit || lek.is_none() {
+            return Ok((items, lek));
+        }
+        next = lek;
+    }
+    Ok((items, next))
+}
+
 /// Writes requests 25 at a time (BatchWriteItem's limit), resending
 /// UnprocessedItems with exponential backoff and jitter. The SDK retries
 /// failed calls, but a call that succeeds with unprocessed items is ours to finish.
