@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := infra/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: bootstrap test fmt-check clippy unit emulator-tests lint bench demo
+.PHONY: bootstrap test fmt-check build-linted clippy unit emulator-tests lint bench demo
 .PHONY: dev sam-build lambda-release bench-startup
 
 ## Creates infra/.venv with the pinned emulator and linters (idempotent, fast when done).
@@ -11,10 +11,21 @@ bootstrap:
 	@bash infra/scripts/bootstrap.sh
 
 ## What CI runs: format, clippy (warnings denied), every test, template lint.
-test: bootstrap fmt-check clippy unit emulator-tests lint web-test
+test: bootstrap fmt-check build-linted unit emulator-tests lint web-test
+
+# `make test` lints as it builds: clippy-driver compiles the workspace's own
+# crates, with clippy's lints and warnings denied as `make clippy` has them,
+# and plain rustc the dependencies. So each dependency is compiled once for
+# both, instead of checked for clippy and then built again for the tests (the
+# AWS SDKs are over half of a cold build). The two variables are how
+# cargo-clippy itself drives clippy-driver (of the toolchain cargo runs).
+LINTED = RUSTC_WORKSPACE_WRAPPER="$$(rustup which clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 fmt-check:
 	cargo fmt --all -- --check
+
+build-linted:
+	$(LINTED) cargo build --workspace --all-targets
 
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -22,7 +33,7 @@ clippy:
 # Integration tests start their own emulator (infra/emulator/server.py) on a
 # free loopback port; set FINOPS_EMULATOR_URL to use a running one instead.
 unit:
-	cargo test --workspace
+	$(LINTED) cargo test --workspace
 
 emulator-tests:
 	$(PY) -m pytest -q infra/emulator/
@@ -60,16 +71,17 @@ bench-startup: lambda-release
 ## against the local stack (finops-dev on free ports, demo estate).
 ## Screenshots of every view at 1280 and 390 px go to target/screenshots/.
 .PHONY: web-test web-bench
-# Built as `cargo test --workspace` builds (all targets, so the same feature
-# unification): `-p finops-dev` alone would compile the AWS SDKs again.
+# Built as `make unit` builds (all targets, so the same feature unification,
+# and linted, so the same artefacts): `-p finops-dev` alone would compile the
+# AWS SDKs again.
 web-test: bootstrap
-	cargo build -q --workspace --all-targets
+	$(LINTED) cargo build -q --workspace --all-targets
 	cd web && npx playwright test
 
 ## The dashboard's figures: initial load (gzip), first rendered queue, frame
 ## time while scrolling 10,000 requests (target/web-bench.json).
 web-bench: bootstrap
-	cargo build -q --workspace --all-targets
+	$(LINTED) cargo build -q --workspace --all-targets
 	cd web && npx playwright test --config playwright.bench.config.ts
 
 ## Benchmarks; each prints its figures.

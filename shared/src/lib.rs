@@ -18,6 +18,7 @@ pub mod dynamo;
 pub mod error;
 pub mod execution;
 pub mod jobs;
+pub mod logging;
 pub mod notify;
 pub mod observe;
 pub mod policies;

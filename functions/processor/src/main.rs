@@ -4,9 +4,10 @@ use processor::{handle, Env, Processor};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::process();
+    shared::logging::init(&env);
     let aws = shared::config::load_sdk_config().await;
-    let processor = Processor::from_env(&Env::process(), &aws)?;
+    let processor = Processor::from_env(&env, &aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let processor = &processor;
         async move {

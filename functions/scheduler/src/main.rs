@@ -4,9 +4,10 @@ use scheduler::{Env, Scheduler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::process();
+    shared::logging::init(&env);
     let aws = shared::config::load_sdk_config().await;
-    let scheduler = Scheduler::from_env(&Env::process(), &aws)?;
+    let scheduler = Scheduler::from_env(&env, &aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let scheduler = &scheduler;
         async move { scheduler.handle(event.payload, chrono::Utc::now()).await }

@@ -4,9 +4,10 @@ use ws_connect::{handle, Deps, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::process();
+    shared::logging::init(&env);
     let aws = shared::config::load_sdk_config().await;
-    let deps = Deps::from_env(&Env::process(), &aws)?;
+    let deps = Deps::from_env(&env, &aws)?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let deps = &deps;
