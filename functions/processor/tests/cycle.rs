@@ -184,20 +184,7 @@ impl Harness {
 }
 
 async fn all_requests(p: &Processor) -> Vec<ApprovalRequest> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = p
-            .approvals
-            .list(&ApprovalFilter::default(), Some(100), token.as_deref())
-            .await
-            .unwrap();
-        out.extend(page.items);
-        token = page.next_token;
-        if token.is_none() {
-            return out;
-        }
-    }
+    finops_local::all_requests(&p.approvals).await.unwrap()
 }
 
 async fn audit_count(p: &Processor, action: &str) -> usize {

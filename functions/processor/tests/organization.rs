@@ -194,20 +194,7 @@ async fn every_account_and_region_is_a_unit_and_a_failing_account_does_not_stop_
         .filter(|r| r.service == Service::DynamoDb && r.id.starts_with("events-table-"))
         .collect();
     assert_eq!(tables.len(), 16, "{tables:#?}");
-    let mut requests = Vec::new();
-    let mut token = None;
-    loop {
-        let page = p
-            .approvals
-            .list(&ApprovalFilter::default(), Some(100), token.as_deref())
-            .await
-            .unwrap();
-        requests.extend(page.items);
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
+    let requests = finops_local::all_requests(&p.approvals).await.unwrap();
     let mut by_name: std::collections::BTreeMap<String, Vec<ResourceKey>> = Default::default();
     for r in requests
         .iter()

@@ -114,19 +114,7 @@ async fn a_processor_killed_mid_cycle_is_finished_by_the_next_without_duplicates
         stack.table("AuditTable"),
         tokens.clone(),
     );
-    let mut requests = Vec::new();
-    let mut token = None;
-    loop {
-        let page = approvals
-            .list(&ApprovalFilter::default(), Some(100), token.as_deref())
-            .await
-            .unwrap();
-        requests.extend(page.items);
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
+    let requests = finops_local::all_requests(&approvals).await.unwrap();
     assert!(!requests.is_empty());
     let mut keys: Vec<_> = requests
         .iter()

@@ -32,6 +32,29 @@ pub enum LocalError {
 }
 
 /// The repository root (this crate lives at `infra/local`).
+/// Every approval request in `store`, following its pages to the end
+/// (tests and benchmarks check what a cycle opened).
+pub async fn all_requests(
+    store: &dyn shared::store::ApprovalStore,
+) -> shared::Result<Vec<shared::domain::ApprovalRequest>> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list(
+                &shared::store::ApprovalFilter::default(),
+                Some(100),
+                token.as_deref(),
+            )
+            .await?;
+        out.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

@@ -138,6 +138,31 @@ impl DynamoInventory {
         }
     }
 
+    /// Every item whose `attr` is `value` in the table or in `index`,
+    /// following pages to the end.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        attr: &str,
+        value: &str,
+    ) -> Result<Vec<Resource>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", attr)
+            .expression_attribute_values(":k", s(value))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::from_sdk("Query", e))?;
+        items.into_iter().map(resource_of).collect()
+    }
+
     /// One resource's override layer: `SET ov_<field> = ...` for what was
     /// given, plus the keys the table and its index need.
     async fn write_override(&self, r: &Resource) -> Result<()> {
@@ -278,38 +303,11 @@ impl InventoryStore for DynamoInventory {
     }
 
     async fn find(&self, id: &str) -> Result<Vec<Resource>> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("byId")
-            .key_condition_expression("#id = :id")
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_values(":id", s(id))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::from_sdk("Query", e))?;
-        items.into_iter().map(resource_of).collect()
+        self.query_all(Some("byId"), "id", id).await
     }
 
     async fn in_scope(&self, scope: &Scope) -> Result<Vec<Resource>> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#scope = :scope")
-            .expression_attribute_names("#scope", "scope")
-            .expression_attribute_values(":scope", s(scope.key()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::from_sdk("Query", e))?;
-        items.into_iter().map(resource_of).collect()
+        self.query_all(None, "scope", &scope.key()).await
     }
 
     async fn list(
@@ -370,17 +368,28 @@ impl InventoryStore for DynamoInventory {
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let page = clamp_limit(limit) as usize;
-        let (items, lek) = match (one_scope, filter.service) {
-            (Some(one), _) => {
-                let key_attrs = ["scope", "id"];
-                let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
-                names.push(("#scope", "scope".into()));
-                values.push((":scope", s(one.key())));
+        // One scope is its partition; one service, the byService index.
+        let partition = match (one_scope, filter.service) {
+            (Some(one), _) => Some((None, "scope", one.key(), &["scope", "id"][..])),
+            (None, Some(service)) => Some((
+                Some("byService"),
+                "service",
+                service.as_str().to_string(),
+                &["scope", "id", "service"][..],
+            )),
+            (None, None) => None,
+        };
+        let (items, lek) = match partition {
+            Some((index, attr, value, key_attrs)) => {
+                let start = decode_start(&self.tokens, &scope, token, key_attrs)?;
+                names.push(("#k", attr.into()));
+                values.push((":k", s(value)));
                 let mut q = self
                     .client
                     .query()
                     .table_name(&self.table)
-                    .key_condition_expression("#scope = :scope")
+                    .set_index_name(index.map(str::to_string))
+                    .key_condition_expression("#k = :k")
                     .limit(clamp_limit(limit))
                     .set_filter_expression(filter_expression);
                 for (k, v) in names {
@@ -389,7 +398,7 @@ impl InventoryStore for DynamoInventory {
                 for (k, v) in values {
                     q = q.expression_attribute_values(k, v);
                 }
-                filled_page(page, &key_attrs, start, |start| {
+                filled_page(page, key_attrs, start, |start| {
                     let q = q.clone().set_exclusive_start_key(start);
                     async move {
                         let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
@@ -398,35 +407,7 @@ impl InventoryStore for DynamoInventory {
                 })
                 .await?
             }
-            (None, Some(service)) => {
-                let key_attrs = ["scope", "id", "service"];
-                let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
-                names.push(("#svc", "service".into()));
-                values.push((":svc", s(service.as_str())));
-                let mut q = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("byService")
-                    .key_condition_expression("#svc = :svc")
-                    .limit(clamp_limit(limit))
-                    .set_filter_expression(filter_expression);
-                for (k, v) in names {
-                    q = q.expression_attribute_names(k, v);
-                }
-                for (k, v) in values {
-                    q = q.expression_attribute_values(k, v);
-                }
-                filled_page(page, &key_attrs, start, |start| {
-                    let q = q.clone().set_exclusive_start_key(start);
-                    async move {
-                        let out = q.send().await.map_err(|e| Error::from_sdk("Query", e))?;
-                        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
-                    }
-                })
-                .await?
-            }
-            (None, None) => {
+            None => {
                 let key_attrs = ["scope", "id"];
                 let start = decode_start(&self.tokens, &scope, token, &key_attrs)?;
                 let mut q = self
